@@ -1,0 +1,62 @@
+// Local test nodes: several "hosts" on one machine, each a network and UTS namespace with its own
+// address and hostname, joined by a bridge that lives in a namespace of its own. Nothing is
+// added to the machine's own network namespace.
+//
+// Each namespace is held open by a small holder process and by nothing else (no bind mount under
+// /run/netns): when the holders die the kernel removes the namespaces. A holder, before it
+// ends, kills every process still inside its node, and holders end with the LocalNodes object
+// and with the process that made them even when it is SIGKILLed (PR_SET_PDEATHSIG), so no exit
+// path leaves a namespace or a process in it behind.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cohort/status.hpp"
+
+namespace cohort {
+
+struct LocalNode {
+  std::string hostname;  // "cohort-node-0"
+  std::string address;   // "10.231.0.1"
+  pid_t holder = -1;     // the process whose /proc/PID/ns/{net,uts} are this node's
+};
+
+struct LocalNodesOptions {
+  int count = 2;
+  std::string hostname_prefix = "cohort-node";
+  // The nodes' /24. The namespaces are isolated from the machine and from each other's sets,
+  // so concurrent runs may use the same subnet.
+  std::string subnet_prefix = "10.231.0";
+};
+
+class LocalNodes {
+ public:
+  // REQUIRES: root (namespaces and veth pairs need CAP_SYS_ADMIN and CAP_NET_ADMIN), a
+  // single-threaded caller (holders are tied to the calling thread), and `ip` from iproute2.
+  static Result<std::unique_ptr<LocalNodes>> create(const LocalNodesOptions& options);
+  ~LocalNodes();
+  LocalNodes(const LocalNodes&) = delete;
+  LocalNodes& operator=(const LocalNodes&) = delete;
+
+  const std::vector<LocalNode>& nodes() const noexcept { return nodes_; }
+  // "cohort-node-0=1234,cohort-node-1=1240": what `cohort-exec node` reads to find a host.
+  std::string namespace_map() const;
+
+ private:
+  LocalNodes() = default;
+  pid_t switch_holder_ = -1;
+  std::vector<LocalNode> nodes_;
+};
+
+// Moves the calling process into the network and UTS namespaces held by `holder`.
+Status enter_node_namespaces(pid_t holder);
+
+// The holder pid of `host` in a namespace_map() string; NotFound names the known hosts.
+Result<pid_t> find_node_holder(std::string_view map, std::string_view host);
+
+}  // namespace cohort

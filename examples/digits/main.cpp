@@ -1,0 +1,218 @@
+// example-digits: data-parallel training of a 64-H-10 MLP on the digits data set with libcohort.
+//
+// Run it alone (a world of one) or under `cohort run -n N` / mpirun: every rank loads the data,
+// takes its contiguous slice of each global batch, and the gradients are summed across ranks in
+// float64, so 1, 2 and 4 ranks reach the same weights up to summation-order rounding.
+//
+// stdout (rank 0 only): one "epoch E/N loss L test_accuracy A" line per epoch, then
+// "test_accuracy=A" as the last line, for scripts and tests to read. Diagnostics go to stderr
+// through the logger. Exit codes: 0 done, 1 a collective, the launch environment or a file write
+// failed, 2 bad flags or bad data.
+#include <CLI/CLI.hpp>
+
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "cohort/collectives.hpp"
+#include "cohort/context.hpp"
+#include "cohort/log.hpp"
+#include "cohort/status.hpp"
+#include "dataset.hpp"
+#include "mlp.hpp"
+
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+struct Options {
+  // Plain SGD at lr 0.1 reaches 0.96-0.97 test accuracy for seeds 1-8 (0.9694 for seed 1) with
+  // any number of ranks, in about half a second on one core: accuracy levels off near epoch 20,
+  // and 30 leaves a margin. Momentum 0.9 at lr 0.05 does a little better but is opt-in.
+  int epochs = 30;
+  digits::SgdOptions sgd{.global_batch = 32, .lr = 0.1, .momentum = 0.0};
+  std::uint64_t seed = 1;
+  std::size_t hidden = 64;
+  std::string activation = "tanh";
+  std::string data;
+  std::string save_weights;
+  std::string log_level;  // empty: COHORT_LOG_LEVEL, else info
+};
+
+// Returns the exit code when the flags end the program (--help, or an error CLI11 printed).
+std::optional<int> parse_flags(int argc, char** argv, Options& o) {
+  CLI::App app{"Trains a 64-H-10 MLP on the digits data across the ranks of a job; rank 0 prints one line per "
+               "epoch and then test_accuracy=<value>.",
+               "example-digits"};
+  app.option_defaults()->always_capture_default();
+  // CLI11's PositiveNumber prints DBL_MAX in its message; this says what is wrong in words.
+  const CLI::Validator positive(
+      [](const std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (end == text.c_str() || *end != '\0') return "'" + text + "' is not a number";
+        return v > 0 ? std::string() : "must be above 0, not " + text;
+      },
+      "POSITIVE");
+  app.add_option("--epochs", o.epochs, "passes over the train rows")->check(CLI::Range(1, 1'000'000));
+  app.add_option("--global-batch", o.sgd.global_batch, "rows per update, summed over all ranks")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+  app.add_option("--lr", o.sgd.lr, "learning rate")->check(positive);
+  app.add_option("--momentum", o.sgd.momentum, "heavy-ball momentum, 0 for plain SGD, below 1")
+      ->check(CLI::Range(0.0, 0.999));
+  // CLI11 2.1 would wrap "-3" around into a huge unsigned seed.
+  const CLI::Validator unsigned_int(
+      [](const std::string& text) -> std::string {
+        return text.find('-') == std::string::npos ? std::string() : "must not be negative, not " + text;
+      },
+      "UNSIGNED");
+  app.add_option("--seed", o.seed, "weight init and epoch order (the train/test split is fixed)")
+      ->check(unsigned_int);
+  app.add_option("--hidden", o.hidden, "hidden units")->check(CLI::Range(std::size_t{1}, std::size_t{1} << 16));
+  app.add_option("--activation", o.activation, "hidden activation")->check(CLI::IsMember({"tanh", "relu"}));
+  app.add_option("--data", o.data, "digits CSV, gzip-compressed or plain");
+  app.add_option("--save-weights", o.save_weights,
+                 "rank 0 writes the final parameters here as raw little-endian float64: W1 [hidden x 64] row-major, "
+                 "b1 [hidden], W2 [10 x hidden] row-major, b2 [10]");
+  app.add_option("--log-level", o.log_level,
+                 "trace, debug, info, warn, error or off (default: $COHORT_LOG_LEVEL, else info)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // CLI11's own exit codes (105, 106, ...) mean nothing to a launcher: every bad flag is 2.
+    return app.exit(e) == 0 ? 0 : kExitUsage;
+  }
+  return std::nullopt;
+}
+
+cohort::Result<spdlog::level::level_enum> log_level(const Options& o) {
+  if (o.log_level.empty()) return cohort::log_level_from_environment(spdlog::level::info);
+  auto level = cohort::parse_log_level(o.log_level);
+  if (!level.ok()) return level.status().with_context("--log-level");
+  return level;
+}
+
+// Checked before training so a typo costs no training time.
+cohort::Status check_output_dir(const std::string& file) {
+  if (file.empty()) return {};
+  std::error_code ec;
+  const auto dir = std::filesystem::absolute(file, ec).parent_path();
+  if (ec || !std::filesystem::is_directory(dir, ec)) {
+    return cohort::invalid_argument("--save-weights " + file + ": folder " + dir.string() + " does not exist");
+  }
+  return {};
+}
+
+cohort::Status train(const cohort::Context& ctx, const Options& o, const digits::Dataset& data,
+                     cohort::Communicator& comm, spdlog::logger& log) {
+  const auto start = std::chrono::steady_clock::now();
+  const digits::Split split = digits::split_train_test(data.size());
+  const auto activation = o.activation == "relu" ? digits::Activation::kRelu : digits::Activation::kTanh;
+  digits::Mlp model(o.hidden, activation);
+  model.init(o.seed);
+  // Every rank drew the same weights from the same seed; the broadcast makes that a guarantee
+  // rather than an assumption (a rank built differently, a seed flag that differs).
+  COHORT_TRY(comm.broadcast(model.params(), 0).with_context("broadcast of the initial weights"));
+  digits::Sgd sgd(o.sgd, model.num_params());
+
+  const digits::Shard test_shard = digits::shard_of(split.test.size(), comm.rank(), comm.size());
+  const auto test_rows = std::span<const std::size_t>(split.test).subspan(test_shard.begin,
+                                                                          test_shard.end - test_shard.begin);
+  // Every rank would say the same; the others say it only at debug.
+  const auto level = ctx.is_root() ? spdlog::level::info : spdlog::level::debug;
+  log.log(level, "{} train and {} test rows; model 64-{}-10 {} ({} parameters); {} epochs, global batch {}, lr {}, "
+           "momentum {}, seed {}",
+           split.train.size(), split.test.size(), o.hidden, digits::activation_name(activation),
+           model.num_params(), o.epochs, o.sgd.global_batch, o.sgd.lr, o.sgd.momentum, o.seed);
+  log.debug("evaluating test rows [{}, {})", test_shard.begin, test_shard.end);
+
+  double accuracy = 0.0;
+  for (int epoch = 1; epoch <= o.epochs; ++epoch) {
+    const std::string where = "epoch " + std::to_string(epoch);
+    const auto order = digits::epoch_order(split.train, o.seed, epoch);
+    auto loss = digits::train_epoch(model, sgd, data, order, comm);
+    if (!loss.ok()) return loss.status().with_context(where);
+    // One allreduce for both sums: [train loss, correct test rows].
+    std::array<double, 2> totals{*loss, static_cast<double>(digits::count_correct(model, data, test_rows))};
+    COHORT_TRY(comm.allreduce(totals, cohort::ReduceOp::kSum).with_context(where));
+    const double mean_loss = totals[0] / static_cast<double>(split.train.size());
+    accuracy = totals[1] / static_cast<double>(split.test.size());
+    if (!std::isfinite(mean_loss)) {
+      return cohort::failed_precondition("training diverged at " + where + " (loss " + std::to_string(mean_loss) +
+                                         "); lower --lr");
+    }
+    if (ctx.is_root()) {
+      std::printf("epoch %d/%d loss %.6f test_accuracy %.4f\n", epoch, o.epochs, mean_loss, accuracy);
+      std::fflush(stdout);
+    }
+  }
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+  log.log(level, "trained {} epochs in {:.3f} s", o.epochs, took.count());
+
+  if (ctx.is_root()) {
+    if (!o.save_weights.empty()) {
+      COHORT_TRY(digits::save_params(model, o.save_weights).with_context("--save-weights"));
+      log.info("wrote {} float64 parameters to {}", model.num_params(), o.save_weights);
+    }
+    std::printf("test_accuracy=%.4f\n", accuracy);
+    std::fflush(stdout);
+  }
+  return {};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  o.data = digits::default_data_path().string();
+  if (auto code = parse_flags(argc, argv, o)) return *code;
+  const auto level = log_level(o);
+  if (!level.ok()) {
+    std::fprintf(stderr, "example-digits: %s\n", level.status().to_string().c_str());
+    return kExitUsage;
+  }
+  const auto ctx = cohort::Context::from_environment();
+  if (!ctx.ok()) {
+    std::fprintf(stderr, "example-digits: bad launch environment: %s\n", ctx.status().to_string().c_str());
+    return kExitFailure;
+  }
+  const auto log = cohort::init_logging(*ctx, *level);
+  log->debug("{}", ctx->describe());
+
+  // Data and flags are checked before the communicator exists: a rank that stops here has not
+  // joined MPI, so its launcher ends the job instead of peers waiting in a collective for it.
+  const auto data = digits::load_digits(o.data);
+  if (!data.ok()) {
+    const bool missing = data.status().code() == cohort::Code::kNotFound;
+    log->error("cannot load the digits data: {}{}", data.status().to_string(),
+               missing ? " (point --data at digits.csv.gz)" : "");
+    return kExitUsage;
+  }
+  if (ctx->is_root()) {
+    if (const auto st = check_output_dir(o.save_weights); !st.ok()) {
+      log->error("{}", st.to_string());
+      return kExitUsage;
+    }
+  }
+
+  auto comm = cohort::Communicator::create(*ctx);
+  if (!comm.ok()) {
+    log->error("rank {}: cannot create the communicator: {}", ctx->rank, comm.status().to_string());
+    return kExitFailure;
+  }
+  const cohort::Status st = train(*ctx, o, *data, **comm, *log);
+  if (!st.ok()) {
+    log->error("rank {}: training failed: {}", ctx->rank, st.to_string());
+    log->flush();
+    // Peers may be inside a collective waiting for this rank: end the job rather than wait.
+    (*comm)->abort(kExitFailure);
+  }
+  return 0;
+}

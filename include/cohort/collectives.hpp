@@ -1,0 +1,88 @@
+// Collectives across the ranks of a job: allreduce, broadcast, barrier.
+//
+// This is the CPU path over Open MPI for fp32, fp64, int32 and int64. The shape (typed buffer
+// views, a Communicator made from a Context, Status on every call) is the one the GPU (NCCL)
+// backend, the fp16/bf16 kernels and the asynchronous calls extend.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <ranges>
+#include <span>
+#include <string_view>
+#include <type_traits>
+
+#include "cohort/context.hpp"
+#include "cohort/status.hpp"
+
+namespace cohort {
+
+enum class DType { kFloat32, kFloat64, kFloat16, kBFloat16, kInt32, kInt64 };
+enum class ReduceOp { kSum, kAvg, kMin, kMax };
+enum class Device { kHost, kCuda };
+
+std::size_t dtype_size(DType dtype) noexcept;
+std::string_view dtype_name(DType dtype) noexcept;
+std::string_view reduce_op_name(ReduceOp op) noexcept;
+
+template <typename T>
+constexpr DType dtype_of() {
+  if constexpr (std::is_same_v<T, float>) return DType::kFloat32;
+  else if constexpr (std::is_same_v<T, double>) return DType::kFloat64;
+  else if constexpr (std::is_same_v<T, std::int32_t>) return DType::kInt32;
+  else if constexpr (std::is_same_v<T, std::int64_t>) return DType::kInt64;
+  else static_assert(sizeof(T) == 0, "no Cohort dtype for this element type");
+}
+
+// A non-owning view of `count` elements of `dtype` at `data`.
+struct Buffer {
+  void* data = nullptr;
+  std::size_t count = 0;
+  DType dtype = DType::kFloat32;
+  Device device = Device::kHost;
+
+  std::size_t bytes() const noexcept { return count * dtype_size(dtype); }
+
+  template <typename T, std::size_t N>
+  static Buffer of(std::span<T, N> s) {
+    return {s.data(), s.size(), dtype_of<std::remove_const_t<T>>(), Device::kHost};
+  }
+};
+
+class Communicator {
+ public:
+  // Across ranks this needs an MPI launch (`cohort run`, mpirun); a standalone process is a
+  // world of one whose collectives are local copies and never touch MPI.
+  // REQUIRES: at most one live Communicator per process (it owns MPI's initialization).
+  static Result<std::unique_ptr<Communicator>> create(const Context& ctx);
+  virtual ~Communicator() = default;
+
+  virtual int rank() const noexcept = 0;
+  virtual int size() const noexcept = 0;
+
+  // In place: every rank's `inout` becomes the reduction of all ranks' `inout`.
+  virtual Status allreduce(Buffer inout, ReduceOp op) = 0;
+  // Out of place: `out` (same count and dtype as `in`) receives the reduction; `in` is unchanged.
+  virtual Status allreduce(const Buffer& in, Buffer out, ReduceOp op) = 0;
+  // Every rank's `buffer` becomes `root`'s.
+  virtual Status broadcast(Buffer buffer, int root) = 0;
+  virtual Status barrier() = 0;
+
+  // Ends the whole job now with `exit_code` (MPI_Abort across ranks): the way out of an error
+  // on one rank while its peers may be waiting in a collective, where a clean shutdown would
+  // wait for them forever.
+  [[noreturn]] virtual void abort(int exit_code) = 0;
+
+  // Any contiguous range of a Cohort element type: std::vector<float>, std::array, std::span.
+  template <std::ranges::contiguous_range R>
+  Status allreduce(R&& inout, ReduceOp op) {
+    return allreduce(Buffer::of(std::span(inout)), op);
+  }
+  template <std::ranges::contiguous_range R>
+  Status broadcast(R&& buffer, int root) {
+    return broadcast(Buffer::of(std::span(buffer)), root);
+  }
+};
+
+}  // namespace cohort

@@ -1,0 +1,148 @@
+#include "collectives/mpi_communicator.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <cstdint>
+#include <string>
+
+#include "collectives/local_communicator.hpp"
+
+namespace cohort::detail {
+namespace {
+
+Result<MPI_Datatype> mpi_type(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32: return MPI_FLOAT;
+    case DType::kFloat64: return MPI_DOUBLE;
+    case DType::kInt32: return MPI_INT32_T;
+    case DType::kInt64: return MPI_INT64_T;
+    case DType::kFloat16:
+    case DType::kBFloat16: break;
+  }
+  return Status(Code::kUnimplemented, "the CPU backend has no " + std::string(dtype_name(dtype)) +
+                                          " reduction yet (Open MPI has no such type); use fp32 or fp64");
+}
+
+MPI_Op mpi_op(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kMin: return MPI_MIN;
+    case ReduceOp::kMax: return MPI_MAX;
+    case ReduceOp::kSum:
+    case ReduceOp::kAvg: return MPI_SUM;  // avg is a sum scaled afterwards
+  }
+  return MPI_SUM;
+}
+
+template <typename T>
+void scale(void* data, std::size_t count, T factor) {
+  auto* p = static_cast<T*>(data);
+  for (std::size_t i = 0; i < count; ++i) p[i] *= factor;
+}
+
+// MPI counts are ints: larger buffers go in pieces of at most this many elements.
+constexpr std::size_t kMaxChunk = static_cast<std::size_t>(INT_MAX);
+
+}  // namespace
+
+Result<std::unique_ptr<MpiCommunicator>> MpiCommunicator::create(const Context& ctx) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  bool finalize = false;
+  if (!initialized) {
+    int provided = 0;
+    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) {
+      return Status(Code::kUnavailable, "MPI_Init_thread failed for " + ctx.describe());
+    }
+    finalize = true;
+  }
+  MPI_Comm comm = MPI_COMM_NULL;
+  if (MPI_Comm_dup(MPI_COMM_WORLD, &comm) != MPI_SUCCESS) {
+    if (finalize) MPI_Finalize();
+    return internal_error("MPI_Comm_dup(MPI_COMM_WORLD) failed");
+  }
+  MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
+  int rank = 0;
+  int size = 0;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  if (rank != ctx.rank || size != ctx.world_size) {
+    MPI_Comm_free(&comm);
+    if (finalize) MPI_Finalize();
+    return failed_precondition("MPI says rank " + std::to_string(rank) + " of " + std::to_string(size) +
+                               " but the environment says " + ctx.describe());
+  }
+  return std::unique_ptr<MpiCommunicator>(new MpiCommunicator(comm, rank, size, finalize));
+}
+
+MpiCommunicator::MpiCommunicator(MPI_Comm comm, int rank, int size, bool finalize)
+    : comm_(comm), rank_(rank), size_(size), finalize_(finalize) {}
+
+MpiCommunicator::~MpiCommunicator() {
+  MPI_Comm_free(&comm_);
+  if (finalize_) MPI_Finalize();
+}
+
+Status MpiCommunicator::check(int rc, std::string_view call) const {
+  if (rc == MPI_SUCCESS) return {};
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, text, &len);
+  return {Code::kDisconnected, std::string(call) + " failed on rank " + std::to_string(rank_) + ": " +
+                                   std::string(text, static_cast<std::size_t>(len))};
+}
+
+Status MpiCommunicator::reduce(const void* in, Buffer out, ReduceOp op) {
+  COHORT_ASSIGN_OR_RETURN(MPI_Datatype type, mpi_type(out.dtype));
+  COHORT_TRY(check_reduce_op(out.dtype, op));
+  const std::size_t elem = dtype_size(out.dtype);
+  for (std::size_t done = 0; done < out.count;) {
+    const std::size_t n = std::min(kMaxChunk, out.count - done);
+    void* dst = static_cast<char*>(out.data) + done * elem;
+    const void* src = in == MPI_IN_PLACE ? MPI_IN_PLACE : static_cast<const char*>(in) + done * elem;
+    COHORT_TRY(check(MPI_Allreduce(src, dst, static_cast<int>(n), type, mpi_op(op), comm_), "MPI_Allreduce"));
+    done += n;
+  }
+  if (op == ReduceOp::kAvg) {
+    if (out.dtype == DType::kFloat32) scale<float>(out.data, out.count, 1.0f / static_cast<float>(size_));
+    if (out.dtype == DType::kFloat64) scale<double>(out.data, out.count, 1.0 / static_cast<double>(size_));
+  }
+  return {};
+}
+
+Status MpiCommunicator::allreduce(Buffer inout, ReduceOp op) {
+  COHORT_TRY(check_buffer(inout, "allreduce"));
+  return reduce(MPI_IN_PLACE, inout, op);
+}
+
+Status MpiCommunicator::allreduce(const Buffer& in, Buffer out, ReduceOp op) {
+  COHORT_TRY(check_pair(in, out));
+  if (in.data == out.data) return reduce(MPI_IN_PLACE, out, op);
+  return reduce(in.data, out, op);
+}
+
+Status MpiCommunicator::broadcast(Buffer buffer, int root) {
+  COHORT_TRY(check_buffer(buffer, "broadcast"));
+  if (root < 0 || root >= size_) {
+    return invalid_argument("broadcast root " + std::to_string(root) + " is not a rank of a world of " +
+                            std::to_string(size_));
+  }
+  // Bytes, not typed elements: a broadcast moves any dtype, fp16 and bf16 included.
+  const std::size_t bytes = buffer.bytes();
+  for (std::size_t done = 0; done < bytes;) {
+    const std::size_t n = std::min(kMaxChunk, bytes - done);
+    COHORT_TRY(check(MPI_Bcast(static_cast<char*>(buffer.data) + done, static_cast<int>(n), MPI_BYTE, root, comm_),
+                     "MPI_Bcast"));
+    done += n;
+  }
+  return {};
+}
+
+void MpiCommunicator::abort(int exit_code) {
+  MPI_Abort(comm_, exit_code);
+  std::_Exit(exit_code);  // MPI_Abort does not return; this only satisfies [[noreturn]]
+}
+
+Status MpiCommunicator::barrier() { return check(MPI_Barrier(comm_), "MPI_Barrier"); }
+
+}  // namespace cohort::detail

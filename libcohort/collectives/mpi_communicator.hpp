@@ -1,0 +1,41 @@
+// The CPU backend over Open MPI. Owns MPI's initialization when it did it, and a duplicate of
+// MPI_COMM_WORLD whose errors are returned (MPI_ERRORS_RETURN) rather than aborting the job.
+#pragma once
+
+#include <mpi.h>
+
+#include <memory>
+
+#include "cohort/collectives.hpp"
+
+namespace cohort::detail {
+
+class MpiCommunicator final : public Communicator {
+ public:
+  static Result<std::unique_ptr<MpiCommunicator>> create(const Context& ctx);
+  ~MpiCommunicator() override;
+  MpiCommunicator(const MpiCommunicator&) = delete;
+  MpiCommunicator& operator=(const MpiCommunicator&) = delete;
+
+  int rank() const noexcept override { return rank_; }
+  int size() const noexcept override { return size_; }
+  using Communicator::allreduce;
+  using Communicator::broadcast;
+  Status allreduce(Buffer inout, ReduceOp op) override;
+  Status allreduce(const Buffer& in, Buffer out, ReduceOp op) override;
+  Status broadcast(Buffer buffer, int root) override;
+  Status barrier() override;
+  [[noreturn]] void abort(int exit_code) override;
+
+ private:
+  MpiCommunicator(MPI_Comm comm, int rank, int size, bool finalize);
+  Status reduce(const void* in, Buffer out, ReduceOp op);
+  Status check(int rc, std::string_view call) const;
+
+  MPI_Comm comm_;
+  int rank_;
+  int size_;
+  bool finalize_;  // true when this object called MPI_Init and so must call MPI_Finalize
+};
+
+}  // namespace cohort::detail
