@@ -2,9 +2,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <sched.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -142,8 +142,9 @@ Status run_ip_batch(pid_t holder, const std::string& commands) {
   ::unlink(path);
   if (!r.ok()) return r.status().with_context("running ip");
   if (r->timed_out || !r->status.success()) {
-    return Status(Code::kFailedPrecondition, "ip -batch " + std::string(r->timed_out ? "timed out" : r->status.describe()) +
-                                                 ": " + r->err + "commands were:\n" + commands);
+    return Status(Code::kFailedPrecondition, "ip -batch " +
+                                                 std::string(r->timed_out ? "timed out" : r->status.describe()) + ": " +
+                                                 r->err + "commands were:\n" + commands);
   }
   return {};
 }
@@ -174,7 +175,8 @@ Result<std::unique_ptr<LocalNodes>> LocalNodes::create(const LocalNodesOptions& 
                   "local test nodes are network and UTS namespaces, which only root can create: run as root, "
                   "or run without --nodes");
   }
-  if (o.count < 1 || o.count > 250) return invalid_argument("node count " + std::to_string(o.count) + " is not in [1, 250]");
+  if (o.count < 1 || o.count > 250)
+    return invalid_argument("node count " + std::to_string(o.count) + " is not in [1, 250]");
   std::unique_ptr<LocalNodes> self(new LocalNodes());
   COHORT_ASSIGN_OR_RETURN(self->switch_holder_, start_holder(CLONE_NEWNET, ""));
   for (int i = 0; i < o.count; ++i) {
@@ -191,8 +193,8 @@ Result<std::unique_ptr<LocalNodes>> LocalNodes::create(const LocalNodesOptions& 
   for (std::size_t i = 0; i < self->nodes_.size(); ++i) {
     const auto& node = self->nodes_[i];
     const std::string port = "port" + std::to_string(i);
-    root_cmds += "link add " + port + " netns " + std::to_string(self->switch_holder_) + " type veth peer name eth0 netns " +
-                 std::to_string(node.holder) + "\n";
+    root_cmds += "link add " + port + " netns " + std::to_string(self->switch_holder_) +
+                 " type veth peer name eth0 netns " + std::to_string(node.holder) + "\n";
     switch_cmds += "link set " + port + " master br0\nlink set " + port + " up\n";
   }
   COHORT_TRY(run_ip_batch(-1, root_cmds).with_context("making the nodes' veth pairs"));
@@ -205,7 +207,8 @@ Result<std::unique_ptr<LocalNodes>> LocalNodes::create(const LocalNodesOptions& 
 }
 
 LocalNodes::~LocalNodes() {
-  for (const auto& node : nodes_) kill_holder(node.holder);
+  for (const auto& node : nodes_)
+    kill_holder(node.holder);
   kill_holder(switch_holder_);
 }
 
@@ -234,7 +237,8 @@ Result<pid_t> find_node_holder(std::string_view map, std::string_view host) {
     }
     return pid;
   }
-  return Status(Code::kNotFound, "host '" + std::string(host) + "' is not a local test node (nodes: " + std::string(map) + ")");
+  return Status(Code::kNotFound,
+                "host '" + std::string(host) + "' is not a local test node (nodes: " + std::string(map) + ")");
 }
 
 }  // namespace cohort

@@ -18,7 +18,7 @@
 namespace cohort {
 
 struct SpawnOptions {
-  std::vector<std::string> argv;  // argv[0] is looked up on PATH when it has no '/'
+  std::vector<std::string> argv;                         // argv[0] is looked up on PATH when it has no '/'
   std::vector<std::pair<std::string, std::string>> env;  // set (or replaced) in the child
   // Runs in the child after fork, before exec. REQUIRES: the parent is single-threaded (only
   // async-signal-safe work is safe after fork in a threaded parent). A non-OK Status fails spawn.
@@ -48,7 +48,7 @@ class Subprocess {
   Status signal(int sig) const;
   // Blocks until the child ends.
   Result<ExitStatus> wait();
-  // nullopt when it is still running after `timeout`.
+  // nullopt when it is still running after `timeout`, or when a signal arrived first.
   Result<std::optional<ExitStatus>> wait_for(std::chrono::milliseconds timeout);
   // SIGTERM, then SIGKILL when it has not ended after `grace`; never blocks longer than that.
   ExitStatus terminate(std::chrono::milliseconds grace);
@@ -60,6 +60,7 @@ class Subprocess {
   pid_t pid_ = -1;  // -1 once reaped
   int out_fd_ = -1;
   int err_fd_ = -1;
+  int pidfd_ = -1;  // opened by the first wait_for
   std::optional<ExitStatus> status_;
 };
 

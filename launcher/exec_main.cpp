@@ -126,7 +126,8 @@ bool pump(Stream& s) {
   // Signals are read from a signalfd in the loop below, never handled asynchronously.
   sigset_t handled;
   sigemptyset(&handled);
-  for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT}) sigaddset(&handled, s);
+  for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT})
+    sigaddset(&handled, s);
   sigprocmask(SIG_BLOCK, &handled, nullptr);
   int sig_fd = signalfd(-1, &handled, SFD_CLOEXEC);
   int out_pipe[2];
@@ -161,7 +162,8 @@ bool pump(Stream& s) {
   bool exited = false;
   int wstatus = 0;
   while (!exited || open[0] || open[1]) {
-    pollfd fds[3] = {{sig_fd, POLLIN, 0}, {open[0] ? streams[0].fd : -1, POLLIN, 0}, {open[1] ? streams[1].fd : -1, POLLIN, 0}};
+    pollfd fds[3] = {
+        {sig_fd, POLLIN, 0}, {open[0] ? streams[0].fd : -1, POLLIN, 0}, {open[1] ? streams[1].fd : -1, POLLIN, 0}};
     // Once the program is gone, only drain what its pipes still hold: a daemon it left behind
     // may keep them open forever.
     int n = ::poll(fds, 3, exited ? 0 : -1);

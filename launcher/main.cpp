@@ -1,10 +1,10 @@
 // cohort: the user's command line. `cohort run` runs a job on this machine with no manager.
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <string>
 #include <vector>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "cohort/log.hpp"
 #include "run_command.hpp"
@@ -34,7 +34,8 @@ int main(int argc, char** argv) {
   run->add_option("--nodes", run_opts.nodes,
                   "Spread the ranks over K local test nodes (network and UTS namespaces; needs root)");
   run->add_option("--job-id", run_opts.job_id, "Job id (default: $COHORT_JOB_ID or a fresh one)");
-  run->add_option("--checkpoint-dir", run_opts.checkpoint_dir, "Checkpoint directory, given to the job as COHORT_CHECKPOINT_DIR");
+  run->add_option("--checkpoint-dir", run_opts.checkpoint_dir,
+                  "Checkpoint directory, given to the job as COHORT_CHECKPOINT_DIR");
   // Everything from PROGRAM on belongs to the job, its own flags included.
   run->prefix_command();
   run->footer("Exit status: 0, or the first failing rank's exit code (128 + signal when it was killed).");

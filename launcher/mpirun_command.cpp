@@ -5,7 +5,8 @@ namespace cohort {
 std::vector<int> ranks_per_node(int ranks, int nodes) {
   std::vector<int> out;
   if (nodes <= 0) return out;
-  for (int i = 0; i < nodes; ++i) out.push_back(ranks / nodes + (i < ranks % nodes ? 1 : 0));
+  for (int i = 0; i < nodes; ++i)
+    out.push_back(ranks / nodes + (i < ranks % nodes ? 1 : 0));
   return out;
 }
 
@@ -29,7 +30,8 @@ std::vector<std::string> mpirun_argv(const MpirunPlan& plan) {
     a.insert(a.end(), {"--mca", "plm_rsh_agent", plan.exec_helper + " node", "--mca", "plm_rsh_no_tree_spawn", "1"});
   }
   if (plan.oversubscribed) a.insert(a.end(), {"--mca", "mpi_yield_when_idle", "1"});
-  for (const auto& name : plan.exported_env) a.insert(a.end(), {"-x", name});
+  for (const auto& name : plan.exported_env)
+    a.insert(a.end(), {"-x", name});
   a.insert(a.end(), {plan.exec_helper, "rank", "--"});
   a.insert(a.end(), plan.program.begin(), plan.program.end());
   return a;

@@ -9,9 +9,9 @@ namespace cohort {
 
 struct MpirunPlan {
   std::string mpirun = "mpirun";
-  std::string exec_helper;          // path of cohort-exec
+  std::string exec_helper;  // path of cohort-exec
   int ranks = 1;
-  std::vector<std::string> hosts;   // local test nodes; empty = this machine's own namespace
+  std::vector<std::string> hosts;  // local test nodes; empty = this machine's own namespace
   bool as_root = false;
   // More ranks than this machine has cores: ranks must yield the CPU while they wait instead of
   // spinning. Open MPI sees this itself for ranks in one namespace, but not across local test

@@ -37,13 +37,20 @@ Result<RankReport> parse_report(const std::string& text) {
     if (ec != std::errc() || ptr != value.data() + value.size()) {
       return invalid_argument("rank report field '" + field + "' is not a number");
     }
-    if (key == "rank") r.rank = static_cast<int>(n);
-    else if (key == "pid") r.pid = static_cast<pid_t>(n);
-    else if (key == "code") r.status.code = static_cast<int>(n);
-    else if (key == "signal") r.status.signal = static_cast<int>(n);
-    else if (key == "end_ns") r.end_ns = n;
-    else if (key == "stopped") r.stopped = n != 0;
-    else continue;  // a field from a newer wrapper
+    if (key == "rank")
+      r.rank = static_cast<int>(n);
+    else if (key == "pid")
+      r.pid = static_cast<pid_t>(n);
+    else if (key == "code")
+      r.status.code = static_cast<int>(n);
+    else if (key == "signal")
+      r.status.signal = static_cast<int>(n);
+    else if (key == "end_ns")
+      r.end_ns = n;
+    else if (key == "stopped")
+      r.stopped = n != 0;
+    else
+      continue;  // a field from a newer wrapper
     ++seen;
   }
   if (seen < 7 || r.rank < 0) return invalid_argument("rank report is incomplete: '" + text + "'");

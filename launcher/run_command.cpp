@@ -38,7 +38,8 @@ void install_stop_handlers() {
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP})
+    sigaction(sig, &sa, nullptr);
 }
 
 // A directory for the ranks' reports, removed with everything in it on every return.
@@ -67,7 +68,8 @@ std::string fresh_job_id() {
   std::random_device rd;
   const char* digits = "0123456789abcdef";
   std::string id = "run-";
-  for (int i = 0; i < 8; ++i) id += digits[rd() % 16];
+  for (int i = 0; i < 8; ++i)
+    id += digits[rd() % 16];
   return id;
 }
 
@@ -90,7 +92,8 @@ int conclude(const ExitStatus& mpirun, const std::vector<RankReport>& reports, i
   }
   if (auto first = first_failure(reports)) {
     int stopped = 0;
-    for (const auto& r : reports) stopped += r.stopped ? 1 : 0;
+    for (const auto& r : reports)
+      stopped += r.stopped ? 1 : 0;
     spdlog::error("rank {} on host {} {} (the first rank to fail; {} of the other {} ranks were stopped after it)",
                   first->rank, first->host, first->status.describe(), stopped, ranks - 1);
     return first->status.shell_code();
@@ -123,9 +126,12 @@ int conclude(const ExitStatus& mpirun, const std::vector<RankReport>& reports, i
 }  // namespace
 
 Status validate(const RunOptions& o) {
-  if (o.program.empty()) return invalid_argument("no PROGRAM given: usage is `cohort run [-n NP] [--nodes K] [--] PROGRAM [ARGS...]`");
-  if (o.ranks < 0) return invalid_argument("-n " + std::to_string(o.ranks) + ": the number of ranks must be at least 1");
-  if (o.nodes < 0) return invalid_argument("--nodes " + std::to_string(o.nodes) + ": the number of nodes must be at least 1");
+  if (o.program.empty())
+    return invalid_argument("no PROGRAM given: usage is `cohort run [-n NP] [--nodes K] [--] PROGRAM [ARGS...]`");
+  if (o.ranks < 0)
+    return invalid_argument("-n " + std::to_string(o.ranks) + ": the number of ranks must be at least 1");
+  if (o.nodes < 0)
+    return invalid_argument("--nodes " + std::to_string(o.nodes) + ": the number of nodes must be at least 1");
   if (o.nodes > 0 && o.ranks > 0 && o.nodes > o.ranks) {
     return invalid_argument("--nodes " + std::to_string(o.nodes) + " needs at least as many ranks (-n " +
                             std::to_string(o.ranks) + "): every node runs at least one rank");
@@ -166,13 +172,15 @@ int run_job(RunOptions o) {
   }
 
   std::string hosts_csv;
-  for (const auto& h : plan.hosts) hosts_csv += (hosts_csv.empty() ? "" : ",") + h;
+  for (const auto& h : plan.hosts)
+    hosts_csv += (hosts_csv.empty() ? "" : ",") + h;
   SpawnOptions spawn;
   spawn.env = {{"COHORT_JOB_ID", o.job_id},
                {"COHORT_ATTEMPT", "1"},
                {"COHORT_RUN_DIR", run_dir->path().string()},
                {"COHORT_LOG_LEVEL", o.log_level}};
-  if (!o.checkpoint_dir.empty()) spawn.env.emplace_back("COHORT_CHECKPOINT_DIR", std::filesystem::absolute(o.checkpoint_dir).string());
+  if (!o.checkpoint_dir.empty())
+    spawn.env.emplace_back("COHORT_CHECKPOINT_DIR", std::filesystem::absolute(o.checkpoint_dir).string());
   if (nodes) {
     spawn.env.emplace_back("COHORT_NODE_HOSTS", hosts_csv);
     spawn.env.emplace_back("COHORT_NODE_NAMESPACES", nodes->namespace_map());
@@ -180,7 +188,8 @@ int run_job(RunOptions o) {
     pid_t head = nodes->nodes().front().holder;
     spawn.in_child = [head] { return enter_node_namespaces(head); };
   }
-  for (const auto& [name, value] : spawn.env) plan.exported_env.push_back(name);
+  for (const auto& [name, value] : spawn.env)
+    plan.exported_env.push_back(name);
 
   plan.exec_helper = helper.value();
   plan.ranks = o.ranks;

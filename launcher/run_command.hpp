@@ -12,8 +12,8 @@
 namespace cohort {
 
 struct RunOptions {
-  int ranks = 0;  // 0: one per node
-  int nodes = 0;  // 0: no local test nodes, every rank in this machine's own namespace
+  int ranks = 0;       // 0: one per node
+  int nodes = 0;       // 0: no local test nodes, every rank in this machine's own namespace
   std::string job_id;  // empty: $COHORT_JOB_ID, else a fresh "run-..." id
   std::filesystem::path checkpoint_dir;
   std::string log_level = "info";

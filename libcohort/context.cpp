@@ -17,14 +17,16 @@ class EnvReader {
 
   Result<std::string> required_string(std::string_view name, std::string_view why) const {
     auto v = lookup_(name);
-    if (!v) return invalid_argument("environment variable " + std::string(name) + " is not set (" + std::string(why) + ")");
+    if (!v)
+      return invalid_argument("environment variable " + std::string(name) + " is not set (" + std::string(why) + ")");
     if (v->empty()) return invalid_argument("environment variable " + std::string(name) + " is empty");
     return *v;
   }
 
   Result<int> required_int(std::string_view name, std::string_view why, int min, int max) const {
     auto v = lookup_(name);
-    if (!v) return invalid_argument("environment variable " + std::string(name) + " is not set (" + std::string(why) + ")");
+    if (!v)
+      return invalid_argument("environment variable " + std::string(name) + " is not set (" + std::string(why) + ")");
     return parse(name, *v, min, max);
   }
 
@@ -120,9 +122,12 @@ Status read_cohort(const EnvReader& env, const Context::Lookup& lookup, Context&
 
 std::string_view launch_kind_name(LaunchKind kind) noexcept {
   switch (kind) {
-    case LaunchKind::kStandalone: return "standalone";
-    case LaunchKind::kMpi: return "mpi";
-    case LaunchKind::kEnv: return "env";
+    case LaunchKind::kStandalone:
+      return "standalone";
+    case LaunchKind::kMpi:
+      return "mpi";
+    case LaunchKind::kEnv:
+      return "env";
   }
   return "unknown";
 }

@@ -35,8 +35,10 @@ std::string quote(std::string_view field) {
 }
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -44,8 +46,8 @@ std::string_view trim(std::string_view s) {
 Status parse_row(std::string_view text, std::size_t line, Dataset& out) {
   const std::size_t columns = static_cast<std::size_t>(std::count(text.begin(), text.end(), ',')) + 1;
   if (columns != kColumns) {
-    return bad_line(line, "has " + std::to_string(columns) + " columns, expected " + std::to_string(kColumns) +
-                              " (" + std::to_string(kPixels) + " pixels then a label)");
+    return bad_line(line, "has " + std::to_string(columns) + " columns, expected " + std::to_string(kColumns) + " (" +
+                              std::to_string(kPixels) + " pixels then a label)");
   }
   for (std::size_t column = 1; column <= kColumns; ++column) {
     const std::size_t comma = text.find(',');
@@ -123,8 +125,9 @@ Result<Dataset> parse_digits(std::string_view text) {
     if (trim(row).empty()) continue;
     COHORT_TRY(parse_row(row, line, data));
   }
-  if (data.size() == 0) return Status(Code::kDataLoss, "no rows: expected lines of " + std::to_string(kColumns) +
-                                                           " comma-separated integers");
+  if (data.size() == 0)
+    return Status(Code::kDataLoss,
+                  "no rows: expected lines of " + std::to_string(kColumns) + " comma-separated integers");
   return data;
 }
 
@@ -162,7 +165,9 @@ std::uint64_t SplitMix64::below(std::uint64_t bound) noexcept {
   }
 }
 
-double SplitMix64::unit() noexcept { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+double SplitMix64::unit() noexcept {
+  return static_cast<double>(next() >> 11) * 0x1.0p-53;
+}
 
 std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t stream) noexcept {
   return mix64(mix64(seed) + stream * 0xD1B54A32D192ED03ULL);
@@ -177,7 +182,8 @@ void shuffle(std::span<std::size_t> items, SplitMix64& rng) noexcept {
 
 Split split_train_test(std::size_t rows) {
   std::vector<std::size_t> order(rows);
-  for (std::size_t i = 0; i < rows; ++i) order[i] = i;
+  for (std::size_t i = 0; i < rows; ++i)
+    order[i] = i;
   SplitMix64 rng(kSplitSeed);
   shuffle(order, rng);
   const std::size_t train = rows * 4 / 5;

@@ -48,9 +48,10 @@ struct Options {
 
 // Returns the exit code when the flags end the program (--help, or an error CLI11 printed).
 std::optional<int> parse_flags(int argc, char** argv, Options& o) {
-  CLI::App app{"Trains a 64-H-10 MLP on the digits data across the ranks of a job; rank 0 prints one line per "
-               "epoch and then test_accuracy=<value>.",
-               "example-digits"};
+  CLI::App app{
+      "Trains a 64-H-10 MLP on the digits data across the ranks of a job; rank 0 prints one line per "
+      "epoch and then test_accuracy=<value>.",
+      "example-digits"};
   app.option_defaults()->always_capture_default();
   // CLI11's PositiveNumber prints DBL_MAX in its message; this says what is wrong in words.
   const CLI::Validator positive(
@@ -73,8 +74,7 @@ std::optional<int> parse_flags(int argc, char** argv, Options& o) {
         return text.find('-') == std::string::npos ? std::string() : "must not be negative, not " + text;
       },
       "UNSIGNED");
-  app.add_option("--seed", o.seed, "weight init and epoch order (the train/test split is fixed)")
-      ->check(unsigned_int);
+  app.add_option("--seed", o.seed, "weight init and epoch order (the train/test split is fixed)")->check(unsigned_int);
   app.add_option("--hidden", o.hidden, "hidden units")->check(CLI::Range(std::size_t{1}, std::size_t{1} << 16));
   app.add_option("--activation", o.activation, "hidden activation")->check(CLI::IsMember({"tanh", "relu"}));
   app.add_option("--data", o.data, "digits CSV, gzip-compressed or plain");
@@ -123,14 +123,15 @@ cohort::Status train(const cohort::Context& ctx, const Options& o, const digits:
   digits::Sgd sgd(o.sgd, model.num_params());
 
   const digits::Shard test_shard = digits::shard_of(split.test.size(), comm.rank(), comm.size());
-  const auto test_rows = std::span<const std::size_t>(split.test).subspan(test_shard.begin,
-                                                                          test_shard.end - test_shard.begin);
+  const auto test_rows =
+      std::span<const std::size_t>(split.test).subspan(test_shard.begin, test_shard.end - test_shard.begin);
   // Every rank would say the same; the others say it only at debug.
   const auto level = ctx.is_root() ? spdlog::level::info : spdlog::level::debug;
-  log.log(level, "{} train and {} test rows; model 64-{}-10 {} ({} parameters); {} epochs, global batch {}, lr {}, "
-           "momentum {}, seed {}",
-           split.train.size(), split.test.size(), o.hidden, digits::activation_name(activation),
-           model.num_params(), o.epochs, o.sgd.global_batch, o.sgd.lr, o.sgd.momentum, o.seed);
+  log.log(level,
+          "{} train and {} test rows; model 64-{}-10 {} ({} parameters); {} epochs, global batch {}, lr {}, "
+          "momentum {}, seed {}",
+          split.train.size(), split.test.size(), o.hidden, digits::activation_name(activation), model.num_params(),
+          o.epochs, o.sgd.global_batch, o.sgd.lr, o.sgd.momentum, o.seed);
   log.debug("evaluating test rows [{}, {})", test_shard.begin, test_shard.end);
 
   double accuracy = 0.0;

@@ -16,13 +16,15 @@ namespace {
 constexpr std::uint64_t kInitStream = 0;
 
 void fill_uniform(std::span<double> values, double limit, SplitMix64& rng) {
-  for (double& v : values) v = (2.0 * rng.unit() - 1.0) * limit;
+  for (double& v : values)
+    v = (2.0 * rng.unit() - 1.0) * limit;
 }
 
 double log_sum_exp(std::span<const double> logits) {
   const double max = *std::max_element(logits.begin(), logits.end());
   double sum = 0.0;
-  for (double z : logits) sum += std::exp(z - max);
+  for (double z : logits)
+    sum += std::exp(z - max);
   return max + std::log(sum);
 }
 
@@ -34,8 +36,10 @@ struct FileCloser {
 
 std::string_view activation_name(Activation a) noexcept {
   switch (a) {
-    case Activation::kTanh: return "tanh";
-    case Activation::kRelu: return "relu";
+    case Activation::kTanh:
+      return "tanh";
+    case Activation::kRelu:
+      return "relu";
   }
   return "unknown";
 }
@@ -68,14 +72,16 @@ void Mlp::forward(std::span<const double> x, Workspace& ws) const {
   for (std::size_t j = 0; j < hidden_; ++j) {
     const double* row = w1 + j * kPixels;
     double z = b1[j];
-    for (std::size_t i = 0; i < kPixels; ++i) z += row[i] * x[i];
+    for (std::size_t i = 0; i < kPixels; ++i)
+      z += row[i] * x[i];
     ws.hidden_pre_[j] = z;
     ws.hidden_[j] = activation_ == Activation::kTanh ? std::tanh(z) : std::max(z, 0.0);
   }
   for (std::size_t k = 0; k < kClasses; ++k) {
     const double* row = w2 + k * hidden_;
     double z = b2[k];
-    for (std::size_t j = 0; j < hidden_; ++j) z += row[j] * ws.hidden_[j];
+    for (std::size_t j = 0; j < hidden_; ++j)
+      z += row[j] * ws.hidden_[j];
     ws.logits_[k] = z;
   }
 }
@@ -100,7 +106,8 @@ double Mlp::accumulate_gradient(std::span<const double> x, int label, std::span<
 
   // d(loss)/d(logit k) = softmax_k - [k == label]
   std::vector<double>& d_logits = ws.logits_;
-  for (std::size_t k = 0; k < kClasses; ++k) d_logits[k] = std::exp(d_logits[k] - lse);
+  for (std::size_t k = 0; k < kClasses; ++k)
+    d_logits[k] = std::exp(d_logits[k] - lse);
   d_logits[target] -= 1.0;
 
   const double* w2 = params_.data() + w2_offset();
@@ -125,7 +132,8 @@ double Mlp::accumulate_gradient(std::span<const double> x, int label, std::span<
     const double d = ws.hidden_grad_[j] * slope;
     if (d == 0.0) continue;  // relu's dead units: nothing to add
     double* g_row = g_w1 + j * kPixels;
-    for (std::size_t i = 0; i < kPixels; ++i) g_row[i] += d * x[i];
+    for (std::size_t i = 0; i < kPixels; ++i)
+      g_row[i] += d * x[i];
     g_b1[j] += d;
   }
   return loss;
@@ -137,7 +145,8 @@ cohort::Status save_params(const Mlp& model, const std::filesystem::path& path) 
   bytes.reserve(model.num_params() * sizeof(double));
   for (double v : model.params()) {
     const auto bits = std::bit_cast<std::uint64_t>(v);
-    for (int b = 0; b < 8; ++b) bytes.push_back(static_cast<unsigned char>(bits >> (8 * b)));
+    for (int b = 0; b < 8; ++b)
+      bytes.push_back(static_cast<unsigned char>(bits >> (8 * b)));
   }
   std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "wb"));
   if (!file) return cohort::errno_status("fopen", errno, path.string());

@@ -28,8 +28,8 @@ struct Context {
   int local_world_size = 1;  // ranks on this node
   int node_rank = 0;         // index of this node among the job's nodes
   int num_nodes = 1;
-  std::string job_id = "local";  // COHORT_JOB_ID
-  int attempt = 1;               // COHORT_ATTEMPT: 1 for the first run of a job, +1 per requeue
+  std::string job_id = "local";          // COHORT_JOB_ID
+  int attempt = 1;                       // COHORT_ATTEMPT: 1 for the first run of a job, +1 per requeue
   std::filesystem::path checkpoint_dir;  // COHORT_CHECKPOINT_DIR; empty when the job has none
   std::string master_addr;               // env-style launches only
   int master_port = 0;

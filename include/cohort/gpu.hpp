@@ -12,7 +12,7 @@ namespace cohort {
 struct GpuInfo {
   bool built_with_cuda = false;
   int device_count = 0;
-  std::string why_none;  // set when device_count == 0: why no GPU can be used
+  std::string why_none;          // set when device_count == 0: why no GPU can be used
   int cuda_runtime_version = 0;  // e.g. 13000
   int nccl_version = 0;          // e.g. 22800
 };

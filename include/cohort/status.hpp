@@ -13,7 +13,7 @@ namespace cohort {
 
 enum class Code {
   kOk = 0,
-  kInvalidArgument,     // the caller's input is wrong (a flag, a variable, a spec field)
+  kInvalidArgument,  // the caller's input is wrong (a flag, a variable, a spec field)
   kNotFound,
   kAlreadyExists,
   kPermissionDenied,
@@ -21,11 +21,11 @@ enum class Code {
   kResourceExhausted,   // disk full, out of memory, too many processes
   kUnavailable,
   kTimedOut,
-  kDisconnected,        // a peer went away
+  kDisconnected,  // a peer went away
   kPreempted,
-  kFenced,              // a stale generation tried to act
+  kFenced,  // a stale generation tried to act
   kAuthError,
-  kDataLoss,            // corrupt or truncated data
+  kDataLoss,  // corrupt or truncated data
   kIoError,
   kCanceled,
   kUnimplemented,
@@ -34,24 +34,42 @@ enum class Code {
 
 inline std::string_view code_name(Code code) noexcept {
   switch (code) {
-    case Code::kOk: return "OK";
-    case Code::kInvalidArgument: return "InvalidArgument";
-    case Code::kNotFound: return "NotFound";
-    case Code::kAlreadyExists: return "AlreadyExists";
-    case Code::kPermissionDenied: return "PermissionDenied";
-    case Code::kFailedPrecondition: return "FailedPrecondition";
-    case Code::kResourceExhausted: return "ResourceExhausted";
-    case Code::kUnavailable: return "Unavailable";
-    case Code::kTimedOut: return "TimedOut";
-    case Code::kDisconnected: return "Disconnected";
-    case Code::kPreempted: return "Preempted";
-    case Code::kFenced: return "Fenced";
-    case Code::kAuthError: return "AuthError";
-    case Code::kDataLoss: return "DataLoss";
-    case Code::kIoError: return "IoError";
-    case Code::kCanceled: return "Canceled";
-    case Code::kUnimplemented: return "Unimplemented";
-    case Code::kInternal: return "Internal";
+    case Code::kOk:
+      return "OK";
+    case Code::kInvalidArgument:
+      return "InvalidArgument";
+    case Code::kNotFound:
+      return "NotFound";
+    case Code::kAlreadyExists:
+      return "AlreadyExists";
+    case Code::kPermissionDenied:
+      return "PermissionDenied";
+    case Code::kFailedPrecondition:
+      return "FailedPrecondition";
+    case Code::kResourceExhausted:
+      return "ResourceExhausted";
+    case Code::kUnavailable:
+      return "Unavailable";
+    case Code::kTimedOut:
+      return "TimedOut";
+    case Code::kDisconnected:
+      return "Disconnected";
+    case Code::kPreempted:
+      return "Preempted";
+    case Code::kFenced:
+      return "Fenced";
+    case Code::kAuthError:
+      return "AuthError";
+    case Code::kDataLoss:
+      return "DataLoss";
+    case Code::kIoError:
+      return "IoError";
+    case Code::kCanceled:
+      return "Canceled";
+    case Code::kUnimplemented:
+      return "Unimplemented";
+    case Code::kInternal:
+      return "Internal";
   }
   return "Unknown";
 }
@@ -81,9 +99,15 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status invalid_argument(std::string m) { return {Code::kInvalidArgument, std::move(m)}; }
-inline Status failed_precondition(std::string m) { return {Code::kFailedPrecondition, std::move(m)}; }
-inline Status internal_error(std::string m) { return {Code::kInternal, std::move(m)}; }
+inline Status invalid_argument(std::string m) {
+  return {Code::kInvalidArgument, std::move(m)};
+}
+inline Status failed_precondition(std::string m) {
+  return {Code::kFailedPrecondition, std::move(m)};
+}
+inline Status internal_error(std::string m) {
+  return {Code::kInternal, std::move(m)};
+}
 
 // A failed system call: the call, its errno text and what it was acting on.
 inline Status errno_status(std::string_view call, int err, std::string_view what = {}) {
@@ -102,7 +126,7 @@ inline Status errno_status(std::string_view call, int err, std::string_view what
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor): return value;
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor): return value;
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     if (std::get<Status>(v_).ok()) v_ = Status(Code::kInternal, "Result built from an OK status");
   }
@@ -132,9 +156,9 @@ class [[nodiscard]] Result {
 #define COHORT_CONCAT_(a, b) COHORT_CONCAT_INNER_(a, b)
 
 // Returns the Status of `expr` from the enclosing function when it is not OK.
-#define COHORT_TRY(expr)                          \
-  do {                                            \
-    ::cohort::Status cohort_try_status_ = (expr); \
+#define COHORT_TRY(expr)                                     \
+  do {                                                       \
+    ::cohort::Status cohort_try_status_ = (expr);            \
     if (!cohort_try_status_.ok()) return cohort_try_status_; \
   } while (0)
 

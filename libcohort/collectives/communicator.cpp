@@ -9,34 +9,50 @@ namespace cohort {
 
 std::size_t dtype_size(DType dtype) noexcept {
   switch (dtype) {
-    case DType::kFloat32: return 4;
-    case DType::kFloat64: return 8;
-    case DType::kFloat16: return 2;
-    case DType::kBFloat16: return 2;
-    case DType::kInt32: return 4;
-    case DType::kInt64: return 8;
+    case DType::kFloat32:
+      return 4;
+    case DType::kFloat64:
+      return 8;
+    case DType::kFloat16:
+      return 2;
+    case DType::kBFloat16:
+      return 2;
+    case DType::kInt32:
+      return 4;
+    case DType::kInt64:
+      return 8;
   }
   return 0;
 }
 
 std::string_view dtype_name(DType dtype) noexcept {
   switch (dtype) {
-    case DType::kFloat32: return "fp32";
-    case DType::kFloat64: return "fp64";
-    case DType::kFloat16: return "fp16";
-    case DType::kBFloat16: return "bf16";
-    case DType::kInt32: return "int32";
-    case DType::kInt64: return "int64";
+    case DType::kFloat32:
+      return "fp32";
+    case DType::kFloat64:
+      return "fp64";
+    case DType::kFloat16:
+      return "fp16";
+    case DType::kBFloat16:
+      return "bf16";
+    case DType::kInt32:
+      return "int32";
+    case DType::kInt64:
+      return "int64";
   }
   return "unknown";
 }
 
 std::string_view reduce_op_name(ReduceOp op) noexcept {
   switch (op) {
-    case ReduceOp::kSum: return "sum";
-    case ReduceOp::kAvg: return "avg";
-    case ReduceOp::kMin: return "min";
-    case ReduceOp::kMax: return "max";
+    case ReduceOp::kSum:
+      return "sum";
+    case ReduceOp::kAvg:
+      return "avg";
+    case ReduceOp::kMin:
+      return "min";
+    case ReduceOp::kMax:
+      return "max";
   }
   return "unknown";
 }
@@ -59,7 +75,8 @@ Status check_buffer(const Buffer& b, std::string_view what) {
   if (b.device != Device::kHost) {
     return {Code::kUnimplemented, std::string(what) + ": device buffers need a build with CUDA and the GPU backend"};
   }
-  if (b.data == nullptr && b.count != 0) return invalid_argument(std::string(what) + ": null data with a non-zero count");
+  if (b.data == nullptr && b.count != 0)
+    return invalid_argument(std::string(what) + ": null data with a non-zero count");
   return {};
 }
 
@@ -95,7 +112,9 @@ Status LocalCommunicator::allreduce(const Buffer& in, Buffer out, ReduceOp op) {
   return {};
 }
 
-void LocalCommunicator::abort(int exit_code) { std::_Exit(exit_code); }
+void LocalCommunicator::abort(int exit_code) {
+  std::_Exit(exit_code);
+}
 
 Status LocalCommunicator::broadcast(Buffer buffer, int root) {
   if (root != 0) return invalid_argument("broadcast root " + std::to_string(root) + " is not a rank of a world of 1");

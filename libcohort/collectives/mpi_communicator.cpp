@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <climits>
-#include <cstdlib>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include "collectives/local_communicator.hpp"
@@ -13,12 +13,17 @@ namespace {
 
 Result<MPI_Datatype> mpi_type(DType dtype) {
   switch (dtype) {
-    case DType::kFloat32: return MPI_FLOAT;
-    case DType::kFloat64: return MPI_DOUBLE;
-    case DType::kInt32: return MPI_INT32_T;
-    case DType::kInt64: return MPI_INT64_T;
+    case DType::kFloat32:
+      return MPI_FLOAT;
+    case DType::kFloat64:
+      return MPI_DOUBLE;
+    case DType::kInt32:
+      return MPI_INT32_T;
+    case DType::kInt64:
+      return MPI_INT64_T;
     case DType::kFloat16:
-    case DType::kBFloat16: break;
+    case DType::kBFloat16:
+      break;
   }
   return Status(Code::kUnimplemented, "the CPU backend has no " + std::string(dtype_name(dtype)) +
                                           " reduction yet (Open MPI has no such type); use fp32 or fp64");
@@ -26,10 +31,13 @@ Result<MPI_Datatype> mpi_type(DType dtype) {
 
 MPI_Op mpi_op(ReduceOp op) {
   switch (op) {
-    case ReduceOp::kMin: return MPI_MIN;
-    case ReduceOp::kMax: return MPI_MAX;
+    case ReduceOp::kMin:
+      return MPI_MIN;
+    case ReduceOp::kMax:
+      return MPI_MAX;
     case ReduceOp::kSum:
-    case ReduceOp::kAvg: return MPI_SUM;  // avg is a sum scaled afterwards
+    case ReduceOp::kAvg:
+      return MPI_SUM;  // avg is a sum scaled afterwards
   }
   return MPI_SUM;
 }
@@ -37,7 +45,8 @@ MPI_Op mpi_op(ReduceOp op) {
 template <typename T>
 void scale(void* data, std::size_t count, T factor) {
   auto* p = static_cast<T*>(data);
-  for (std::size_t i = 0; i < count; ++i) p[i] *= factor;
+  for (std::size_t i = 0; i < count; ++i)
+    p[i] *= factor;
 }
 
 // MPI counts are ints: larger buffers go in pieces of at most this many elements.
@@ -143,6 +152,8 @@ void MpiCommunicator::abort(int exit_code) {
   std::_Exit(exit_code);  // MPI_Abort does not return; this only satisfies [[noreturn]]
 }
 
-Status MpiCommunicator::barrier() { return check(MPI_Barrier(comm_), "MPI_Barrier"); }
+Status MpiCommunicator::barrier() {
+  return check(MPI_Barrier(comm_), "MPI_Barrier");
+}
 
 }  // namespace cohort::detail

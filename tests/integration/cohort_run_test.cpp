@@ -23,7 +23,8 @@ class CohortRunTest : public ::testing::Test {
 };
 
 TEST_F(CohortRunTest, PrefixesEveryLineWithItsRank) {
-  auto r = cohort_run({"-n", "3", "--", "sh", "-c", "echo out $OMPI_COMM_WORLD_RANK; echo err $OMPI_COMM_WORLD_RANK >&2"}, job_);
+  auto r = cohort_run(
+      {"-n", "3", "--", "sh", "-c", "echo out $OMPI_COMM_WORLD_RANK; echo err $OMPI_COMM_WORLD_RANK >&2"}, job_);
   ASSERT_EQ(r.status.code, 0) << r.err;
   for (int rank = 0; rank < 3; ++rank) {
     std::string n = std::to_string(rank);
@@ -42,7 +43,8 @@ TEST_F(CohortRunTest, GivesRanksTheCohortEnvironment) {
 
 TEST_F(CohortRunTest, ExitsWithTheFailingRanksCodeAndNamesIt) {
   auto start = std::chrono::steady_clock::now();
-  auto r = cohort_run({"-n", "3", "--", "sh", "-c", "if [ $OMPI_COMM_WORLD_RANK = 1 ]; then exit 3; fi; sleep 60"}, job_);
+  auto r =
+      cohort_run({"-n", "3", "--", "sh", "-c", "if [ $OMPI_COMM_WORLD_RANK = 1 ]; then exit 3; fi; sleep 60"}, job_);
   EXPECT_EQ(r.status.code, 3) << r.err;
   EXPECT_TRUE(std::regex_search(r.err, std::regex("rank 1 on host \\S+ exited with code 3 \\(the first rank to fail")))
       << r.err;
@@ -51,7 +53,8 @@ TEST_F(CohortRunTest, ExitsWithTheFailingRanksCodeAndNamesIt) {
 }
 
 TEST_F(CohortRunTest, NamesTheSignalThatKilledARank) {
-  auto r = cohort_run({"-n", "3", "--", "sh", "-c", "if [ $OMPI_COMM_WORLD_RANK = 2 ]; then kill -9 $$; fi; sleep 60"}, job_);
+  auto r = cohort_run({"-n", "3", "--", "sh", "-c", "if [ $OMPI_COMM_WORLD_RANK = 2 ]; then kill -9 $$; fi; sleep 60"},
+                      job_);
   EXPECT_EQ(r.status.code, 128 + 9) << r.err;
   EXPECT_NE(r.err.find("rank 2 on host"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("was killed by signal 9 (SIGKILL)"), std::string::npos) << r.err;

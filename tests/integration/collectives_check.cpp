@@ -47,10 +47,12 @@ void check_allreduce(const cohort::Context& ctx, cohort::Communicator& comm, Red
                      bool in_place) {
   ++g_cases;
   std::vector<T> in(count);
-  for (std::size_t i = 0; i < count; ++i) in[i] = value<T>(ctx.rank, i);
+  for (std::size_t i = 0; i < count; ++i)
+    in[i] = value<T>(ctx.rank, i);
   std::vector<T> out(count, T{});
-  cohort::Status s = in_place ? comm.allreduce(std::span<T>(in), op)
-                              : comm.allreduce(cohort::Buffer::of(std::span<T>(in)), cohort::Buffer::of(std::span<T>(out)), op);
+  cohort::Status s =
+      in_place ? comm.allreduce(std::span<T>(in), op)
+               : comm.allreduce(cohort::Buffer::of(std::span<T>(in)), cohort::Buffer::of(std::span<T>(out)), op);
   const std::string name = std::string(cohort::dtype_name(cohort::dtype_of<T>())) + " " +
                            std::string(cohort::reduce_op_name(op)) + " count " + std::to_string(count) +
                            (in_place ? " in place" : " out of place");
@@ -58,9 +60,12 @@ void check_allreduce(const cohort::Context& ctx, cohort::Communicator& comm, Red
   const std::vector<T>& got = in_place ? in : out;
   for (std::size_t i = 0; i < count; ++i) {
     T want = expected<T>(op, ctx.world_size, i);
-    bool same = std::is_floating_point_v<T> ? std::fabs(double(got[i]) - double(want)) <= 1e-6 * (1 + std::fabs(double(want)))
-                                             : got[i] == want;
-    if (!same) return fail(ctx, name + ": element " + std::to_string(i) + " is " + std::to_string(got[i]) + ", want " + std::to_string(want));
+    bool same = std::is_floating_point_v<T>
+                    ? std::fabs(double(got[i]) - double(want)) <= 1e-6 * (1 + std::fabs(double(want)))
+                    : got[i] == want;
+    if (!same)
+      return fail(ctx, name + ": element " + std::to_string(i) + " is " + std::to_string(got[i]) + ", want " +
+                           std::to_string(want));
   }
   if (!in_place) {
     for (std::size_t i = 0; i < count; ++i) {
@@ -73,7 +78,8 @@ template <typename T>
 void check_all_ops(const cohort::Context& ctx, cohort::Communicator& comm) {
   for (ReduceOp op : {ReduceOp::kSum, ReduceOp::kAvg, ReduceOp::kMin, ReduceOp::kMax}) {
     if (op == ReduceOp::kAvg && !std::is_floating_point_v<T>) continue;
-    for (std::size_t count : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{4099}, std::size_t{1} << 18}) {
+    for (std::size_t count :
+         {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{4099}, std::size_t{1} << 18}) {
       check_allreduce<T>(ctx, comm, op, count, true);
       check_allreduce<T>(ctx, comm, op, count, false);
     }
@@ -87,7 +93,8 @@ void check_broadcast(const cohort::Context& ctx, cohort::Communicator& comm) {
     cohort::Status s = comm.broadcast(std::span<double>(v), root);
     if (!s.ok()) return fail(ctx, "broadcast from " + std::to_string(root) + ": " + s.to_string());
     for (double x : v) {
-      if (x != 42.5 + root) return fail(ctx, "broadcast from " + std::to_string(root) + " delivered " + std::to_string(x));
+      if (x != 42.5 + root)
+        return fail(ctx, "broadcast from " + std::to_string(root) + " delivered " + std::to_string(x));
     }
   }
 }
@@ -99,10 +106,12 @@ void check_errors(const cohort::Context& ctx, cohort::Communicator& comm) {
     fail(ctx, "avg of int32 was accepted");
   }
   std::vector<double> a(3), b(4);
-  if (comm.allreduce(cohort::Buffer::of(std::span<double>(a)), cohort::Buffer::of(std::span<double>(b)), ReduceOp::kSum).ok()) {
+  if (comm.allreduce(cohort::Buffer::of(std::span<double>(a)), cohort::Buffer::of(std::span<double>(b)), ReduceOp::kSum)
+          .ok()) {
     fail(ctx, "allreduce with mismatched counts was accepted");
   }
-  if (comm.broadcast(std::span<double>(a), ctx.world_size).ok()) fail(ctx, "broadcast from a rank outside the world was accepted");
+  if (comm.broadcast(std::span<double>(a), ctx.world_size).ok())
+    fail(ctx, "broadcast from a rank outside the world was accepted");
 }
 
 }  // namespace

@@ -27,7 +27,8 @@ class DigitsRunTest : public ::testing::Test {
   }
   void TearDown() override {
     std::filesystem::remove_all(dir_);
-    EXPECT_TRUE(wait_for_no_processes_of_job(job_, seconds(5)).empty()) << "processes of " << job_ << " outlived the run";
+    EXPECT_TRUE(wait_for_no_processes_of_job(job_, seconds(5)).empty())
+        << "processes of " << job_ << " outlived the run";
   }
   // Trains with `ranks` ranks; returns the final accuracy and leaves the weights in weights(ranks).
   double train(int ranks) {

@@ -20,7 +20,8 @@ using std::chrono::seconds;
 class NodesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!is_root()) GTEST_SKIP() << "local test nodes need root (network and UTS namespaces); skipped as uid " << geteuid();
+    if (!is_root())
+      GTEST_SKIP() << "local test nodes need root (network and UTS namespaces); skipped as uid " << geteuid();
     before_ = network_namespaces();
   }
   void TearDown() override {
@@ -74,8 +75,9 @@ TEST_F(NodesTest, MpiCrossesNodesOverTheirNetwork) {
 }
 
 TEST_F(NodesTest, FailingRankIsNamedWithItsNode) {
-  auto r = cohort_run({"--nodes", "2", "-n", "4", "--", "sh", "-c", "if [ $OMPI_COMM_WORLD_RANK = 3 ]; then exit 5; fi; sleep 60"},
-                      job_);
+  auto r = cohort_run(
+      {"--nodes", "2", "-n", "4", "--", "sh", "-c", "if [ $OMPI_COMM_WORLD_RANK = 3 ]; then exit 5; fi; sleep 60"},
+      job_);
   EXPECT_EQ(r.status.code, 5) << r.err;
   EXPECT_NE(r.err.find("rank 3 on host cohort-node-1 exited with code 5"), std::string::npos) << r.err;
 }

@@ -20,14 +20,16 @@ std::vector<double> read_weights(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::vector<double> w;
   double v = 0;
-  while (in.read(reinterpret_cast<char*>(&v), sizeof v)) w.push_back(v);
+  while (in.read(reinterpret_cast<char*>(&v), sizeof v))
+    w.push_back(v);
   return w;
 }
 
 double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
   if (a.size() != b.size() || a.empty()) return std::numeric_limits<double>::infinity();
   double m = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  for (std::size_t i = 0; i < a.size(); ++i)
+    m = std::max(m, std::fabs(a[i] - b[i]));
   return m;
 }
 

@@ -13,13 +13,17 @@
 
 namespace cohort::testing {
 
-std::string bin(std::string_view program) { return std::string(COHORT_TEST_BIN_DIR) + "/" + std::string(program); }
+std::string bin(std::string_view program) {
+  return std::string(COHORT_TEST_BIN_DIR) + "/" + std::string(program);
+}
 
 std::string source_path(std::string_view relative) {
   return std::string(COHORT_TEST_SOURCE_DIR) + "/" + std::string(relative);
 }
 
-bool is_root() { return geteuid() == 0; }
+bool is_root() {
+  return geteuid() == 0;
+}
 
 std::string unique_job_id(std::string_view prefix) {
   static std::atomic<int> counter{0};
@@ -120,7 +124,8 @@ Captured cohort_run(const std::vector<std::string>& args, std::string_view job_i
     return {};
   }
   EXPECT_FALSE(r->timed_out) << "cohort run did not finish within " << timeout.count() << " ms\nstdout:\n"
-                             << r->out << "\nstderr:\n" << r->err;
+                             << r->out << "\nstderr:\n"
+                             << r->err;
   return std::move(r).value();
 }
 

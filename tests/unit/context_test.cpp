@@ -28,12 +28,12 @@ const std::map<std::string, std::string> kMpi = {{"OMPI_COMM_WORLD_RANK", "3"},
                                                  {"OMPI_COMM_WORLD_SIZE", "4"},
                                                  {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
                                                  {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"}};
-const std::map<std::string, std::string> kTorch = {{"RANK", "5"},       {"WORLD_SIZE", "8"},
-                                                   {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "4"},
-                                                   {"NODE_RANK", "1"},  {"MASTER_ADDR", "10.0.0.1"},
-                                                   {"MASTER_PORT", "29500"}};
+const std::map<std::string, std::string> kTorch = {
+    {"RANK", "5"},      {"WORLD_SIZE", "8"},         {"LOCAL_RANK", "1"},     {"LOCAL_WORLD_SIZE", "4"},
+    {"NODE_RANK", "1"}, {"MASTER_ADDR", "10.0.0.1"}, {"MASTER_PORT", "29500"}};
 
-std::map<std::string, std::string> with(std::map<std::string, std::string> env, const std::string& k, const std::string& v) {
+std::map<std::string, std::string> with(std::map<std::string, std::string> env, const std::string& k,
+                                        const std::string& v) {
   env[k] = v;
   return env;
 }

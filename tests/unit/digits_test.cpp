@@ -40,7 +40,8 @@ const Dataset& real_data() {
 // A valid row: every pixel `pixel`, then `label`.
 std::string row_text(int pixel = 3, int label = 7) {
   std::string s;
-  for (std::size_t i = 0; i < kPixels; ++i) s += std::to_string(pixel) + ",";
+  for (std::size_t i = 0; i < kPixels; ++i)
+    s += std::to_string(pixel) + ",";
   return s + std::to_string(label);
 }
 
@@ -70,7 +71,8 @@ TEST(DigitsData, LoadsTheRealFile) {
     ASSERT_LT(label, static_cast<int>(kClasses));
     ++per_label[static_cast<std::size_t>(label)];
   }
-  for (int n : per_label) EXPECT_GT(n, 170);  // about 180 of each digit
+  for (int n : per_label)
+    EXPECT_GT(n, 170);  // about 180 of each digit
   for (double x : data.features) {
     ASSERT_GE(x, 0.0);
     ASSERT_LE(x, 1.0);
@@ -170,8 +172,10 @@ TEST(DigitsRandom, SplitMix64MatchesItsReferenceOutput) {
 TEST(DigitsRandom, BelowAndUnitStayInRange) {
   SplitMix64 rng(7);
   std::vector<int> seen(5, 0);
-  for (int i = 0; i < 5000; ++i) ++seen[static_cast<std::size_t>(rng.below(5))];
-  for (int n : seen) EXPECT_GT(n, 900);
+  for (int i = 0; i < 5000; ++i)
+    ++seen[static_cast<std::size_t>(rng.below(5))];
+  for (int n : seen)
+    EXPECT_GT(n, 900);
   for (int i = 0; i < 1000; ++i) {
     const double u = rng.unit();
     ASSERT_GE(u, 0.0);
@@ -232,15 +236,18 @@ TEST(DigitsMlp, InitIsDeterministicAndBounded) {
   EXPECT_TRUE(std::equal(a.params().begin(), a.params().end(), b.params().begin()));
   EXPECT_FALSE(std::equal(a.params().begin(), a.params().end(), c.params().begin()));
   const double limit1 = std::sqrt(6.0 / (64 + 64));
-  for (std::size_t i = 0; i < 64 * 64; ++i) ASSERT_LE(std::abs(a.params()[i]), limit1);
-  for (std::size_t i = 64 * 64; i < 64 * 64 + 64; ++i) ASSERT_EQ(a.params()[i], 0.0);  // b1
+  for (std::size_t i = 0; i < 64 * 64; ++i)
+    ASSERT_LE(std::abs(a.params()[i]), limit1);
+  for (std::size_t i = 64 * 64; i < 64 * 64 + 64; ++i)
+    ASSERT_EQ(a.params()[i], 0.0);  // b1
 }
 
 // Sum of the losses of `n` fixed samples, for finite differences.
 double total_loss(const Mlp& model, const std::vector<std::vector<double>>& xs, const std::vector<int>& labels) {
   Workspace ws(model);
   double sum = 0.0;
-  for (std::size_t s = 0; s < xs.size(); ++s) sum += model.loss(xs[s], labels[s], ws);
+  for (std::size_t s = 0; s < xs.size(); ++s)
+    sum += model.loss(xs[s], labels[s], ws);
   return sum;
 }
 
@@ -251,17 +258,20 @@ TEST_P(DigitsGradient, MatchesFiniteDifferences) {
   model.init(3);
   SplitMix64 rng(11);
   // Non-zero biases, so their gradient paths are exercised with the weights'.
-  for (double& p : model.params()) p += 0.1 * (rng.unit() - 0.5);
+  for (double& p : model.params())
+    p += 0.1 * (rng.unit() - 0.5);
   std::vector<std::vector<double>> xs(3, std::vector<double>(kPixels));
   for (auto& x : xs) {
-    for (double& v : x) v = rng.unit();
+    for (double& v : x)
+      v = rng.unit();
   }
   const std::vector<int> labels = {2, 9, 0};
 
   std::vector<double> grad(model.num_params(), 0.0);
   Workspace ws(model);
   double loss = 0.0;
-  for (std::size_t s = 0; s < xs.size(); ++s) loss += model.accumulate_gradient(xs[s], labels[s], grad, ws);
+  for (std::size_t s = 0; s < xs.size(); ++s)
+    loss += model.accumulate_gradient(xs[s], labels[s], grad, ws);
   EXPECT_NEAR(loss, total_loss(model, xs, labels), 1e-12);
 
   constexpr double kStep = 1e-5;
@@ -295,7 +305,8 @@ TEST(DigitsMlp, ShardedGradientSumsMatchOneRank) {
   Workspace ws(model);
   const std::size_t len = 29;
   std::vector<double> whole(model.num_params(), 0.0);
-  for (std::size_t i = 0; i < len; ++i) (void)model.accumulate_gradient(data.row(i), data.labels[i], whole, ws);
+  for (std::size_t i = 0; i < len; ++i)
+    (void)model.accumulate_gradient(data.row(i), data.labels[i], whole, ws);
   for (int world : {2, 4, 32}) {
     std::vector<double> reduced(model.num_params(), 0.0);
     for (int rank = 0; rank < world; ++rank) {
@@ -304,9 +315,11 @@ TEST(DigitsMlp, ShardedGradientSumsMatchOneRank) {
       for (std::size_t i = s.begin; i < s.end; ++i) {
         (void)model.accumulate_gradient(data.row(i), data.labels[i], part, ws);
       }
-      for (std::size_t p = 0; p < part.size(); ++p) reduced[p] += part[p];
+      for (std::size_t p = 0; p < part.size(); ++p)
+        reduced[p] += part[p];
     }
-    for (std::size_t p = 0; p < whole.size(); ++p) ASSERT_NEAR(reduced[p], whole[p], 1e-12) << "world " << world;
+    for (std::size_t p = 0; p < whole.size(); ++p)
+      ASSERT_NEAR(reduced[p], whole[p], 1e-12) << "world " << world;
   }
 }
 
@@ -344,7 +357,8 @@ TEST(DigitsMlp, SaveParamsWritesLittleEndianFloat64InLayoutOrder) {
   ASSERT_EQ(bytes.size(), model.num_params() * 8);
   for (std::size_t i = 0; i < model.num_params(); ++i) {
     std::uint64_t bits = 0;
-    for (std::size_t b = 8; b-- > 0;) bits = (bits << 8) | static_cast<unsigned char>(bytes[i * 8 + b]);
+    for (std::size_t b = 8; b-- > 0;)
+      bits = (bits << 8) | static_cast<unsigned char>(bytes[i * 8 + b]);
     double v = 0.0;
     std::memcpy(&v, &bits, sizeof v);
     ASSERT_EQ(v, model.params()[i]) << "parameter " << i;

@@ -67,8 +67,10 @@ TEST(RankReportTest, FirstFailureIgnoresSuccessesAndStoppedRanks) {
 TEST(RankReportTest, WritesAndReadsADirectory) {
   auto dir = std::filesystem::temp_directory_path() / ("cohort-report-test-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
-  ASSERT_TRUE(write_report(dir, {.rank = 1, .host = "h", .pid = 5, .status = {3, 0}, .end_ns = 9, .stopped = false}).ok());
-  ASSERT_TRUE(write_report(dir, {.rank = 0, .host = "h", .pid = 4, .status = {0, 0}, .end_ns = 8, .stopped = false}).ok());
+  ASSERT_TRUE(
+      write_report(dir, {.rank = 1, .host = "h", .pid = 5, .status = {3, 0}, .end_ns = 9, .stopped = false}).ok());
+  ASSERT_TRUE(
+      write_report(dir, {.rank = 0, .host = "h", .pid = 4, .status = {0, 0}, .end_ns = 8, .stopped = false}).ok());
   auto reports = read_reports(dir);
   std::filesystem::remove_all(dir);
   ASSERT_EQ(reports.size(), 2u);
@@ -83,8 +85,12 @@ TEST(MpirunCommandTest, SpreadsRanksBySlot) {
 }
 
 TEST(MpirunCommandTest, LocalNodesGetHostsSlotsAndTheAgent) {
-  MpirunPlan plan{.mpirun = "mpirun", .exec_helper = "/opt/cohort/bin/cohort-exec", .ranks = 5,
-                  .hosts = {"n-0", "n-1"}, .as_root = true, .exported_env = {"COHORT_JOB_ID"},
+  MpirunPlan plan{.mpirun = "mpirun",
+                  .exec_helper = "/opt/cohort/bin/cohort-exec",
+                  .ranks = 5,
+                  .hosts = {"n-0", "n-1"},
+                  .as_root = true,
+                  .exported_env = {"COHORT_JOB_ID"},
                   .program = {"train", "--epochs", "3"}};
   auto argv = mpirun_argv(plan);
   auto has = [&](const std::vector<std::string>& seq) {

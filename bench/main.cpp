@@ -1,0 +1,16 @@
+// cohort-bench: Cohort's benchmarks. Each prints a table (or --json) with a baseline measured in
+// the same run, so the figures are ratios on the same machine at the same moment.
+#include <cstdio>
+#include <cstring>
+
+int bench_launch(int argc, char** argv);
+
+int main(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "launch") == 0) return bench_launch(argc - 1, argv + 1);
+  std::fprintf(stderr,
+               "usage: cohort-bench BENCHMARK [OPTIONS]\n"
+               "benchmarks:\n"
+               "  launch   median time of `cohort run -n N true` against `mpirun -np N true`\n"
+               "run `cohort-bench BENCHMARK --help` for its options\n");
+  return 2;
+}
