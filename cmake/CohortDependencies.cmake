@@ -14,4 +14,8 @@ if(COHORT_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()
 
+# xxh3 checksums for checkpoints (libxxhash-dev ships no CMake package).
+find_path(XXHASH_INCLUDE_DIR xxhash.h REQUIRED)
+find_library(XXHASH_LIBRARY xxhash REQUIRED)
+
 find_program(COHORT_MPIRUN NAMES mpirun REQUIRED)
