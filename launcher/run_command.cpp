@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -132,6 +133,11 @@ Status validate(const RunOptions& o) {
     return invalid_argument("-n " + std::to_string(o.ranks) + ": the number of ranks must be at least 1");
   if (o.nodes < 0)
     return invalid_argument("--nodes " + std::to_string(o.nodes) + ": the number of nodes must be at least 1");
+  for (char c : o.job_id) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
+      return invalid_argument("--job-id '" + o.job_id + "' may hold only letters, digits, '-', '_' and '.'");
+    }
+  }
   if (o.nodes > 0 && o.ranks > 0 && o.nodes > o.ranks) {
     return invalid_argument("--nodes " + std::to_string(o.nodes) + " needs at least as many ranks (-n " +
                             std::to_string(o.ranks) + "): every node runs at least one rank");
@@ -148,7 +154,13 @@ int run_job(RunOptions o) {
   if (o.job_id.empty()) {
     const char* env = std::getenv("COHORT_JOB_ID");
     o.job_id = env != nullptr && *env ? env : fresh_job_id();
+    if (Status s = validate(o); !s.ok()) {
+      spdlog::error("COHORT_JOB_ID: {}", s.message());
+      return 2;
+    }
   }
+  // From here on every line names the job, as the ranks' own lines do.
+  spdlog::default_logger()->set_pattern("cohort run [job " + o.job_id + "]: %^%l%$: %v");
   auto helper = helper_path();
   auto run_dir = RunDir::create();
   if (!helper.ok() || !run_dir.ok()) {

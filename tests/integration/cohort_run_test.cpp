@@ -75,6 +75,9 @@ TEST_F(CohortRunTest, BadFlagsAreUsageErrors) {
   EXPECT_NE(r.err.find("--nodes 3 needs at least as many ranks"), std::string::npos) << r.err;
   r = cohort_run({"-n", "many", "true"}, job_);
   EXPECT_EQ(r.status.code, 2);
+  r = cohort_run({"--job-id", "a b", "true"}, job_);
+  EXPECT_EQ(r.status.code, 2);
+  EXPECT_NE(r.err.find("--job-id 'a b' may hold only"), std::string::npos) << r.err;
 }
 
 TEST_F(CohortRunTest, StoppingCohortRunStopsEveryRank) {
