@@ -77,29 +77,36 @@ class FileSystem;  // the filesystem seam (libcohort/checkpoint/file_system.hpp)
 
 class Checkpointer {
  public:
-  // REQUIRES: every rank of the job calls open, save, wait and restore_latest in the same order
-  // (they are collectives); `comm` outlives the Checkpointer.
+  // Local (no collective). REQUIRES: every rank of the job then calls save, wait and
+  // restore_latest in the same order (they are collectives); `comm` outlives the Checkpointer.
   static Result<std::unique_ptr<Checkpointer>> open(const Context& ctx, Communicator& comm, CheckpointOptions options);
   // For tests: a filesystem with injected faults. REQUIRES: `fs` outlives the Checkpointer.
   static Result<std::unique_ptr<Checkpointer>> open(const Context& ctx, Communicator& comm, CheckpointOptions options,
                                                     FileSystem& fs);
-  ~Checkpointer();  // waits for an asynchronous save still in flight
+  // Waits for an asynchronous save still in flight, up to a minute; then rank 0 stops waiting for
+  // other ranks' files and that save is abandoned (the previous checkpoint stays the newest).
+  ~Checkpointer();
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
 
   // Saves this rank's shard as part of checkpoint `step`. Synchronous: returns when the
   // checkpoint is committed (or failed) on every rank, with the same Status everywhere.
-  // Asynchronous: first waits for the previous save, then returns once the shard is staged.
+  // Asynchronous: first waits for the previous save (its outcome goes to last_async_status();
+  // only Fenced is returned from here), then returns once the shard is staged.
   // Fenced when a newer attempt of the job has already committed a checkpoint.
   Status save(std::int64_t step, const ShardView& shard);
 
   // Waits for the asynchronous save in flight, if any; its Status, the same on every rank.
   Status wait();
 
+  // The agreed outcome of the last asynchronous save that wait() (or the next save()) collected.
+  const Status& last_async_status() const noexcept;
+
   // The newest checkpoint whose manifest and this job's every shard verify, agreed by all ranks;
-  // nullopt when there is none. Corrupt or torn ones are skipped with a warning naming the file.
-  // FailedPrecondition when the newest valid one was written by a different number of ranks
-  // (resharding is not supported).
+  // nullopt when there is none. It may come from a newer attempt than this one (Restored::attempt):
+  // this attempt is then stale, and its saves will be Fenced. Corrupt or torn ones are skipped with a warning naming
+  // the file. FailedPrecondition when the newest valid one was written by a different number of ranks (resharding is
+  // not supported).
   Result<std::optional<Restored>> restore_latest();
 
   const std::filesystem::path& dir() const noexcept;

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <random>
@@ -21,6 +22,10 @@ constexpr char kLatest[] = "latest";
 constexpr char kLock[] = ".commit.lock";
 constexpr std::size_t kMaxMetadata = std::size_t{1} << 20;
 constexpr std::size_t kMaxIndex = std::size_t{64} << 20;
+// How long destroying a Checkpointer waits for an asynchronous save in flight before it stops
+// waiting for other ranks: long enough for a large shard on a local disk, short enough that a
+// job whose peer died exits promptly.
+constexpr auto kDestructorGrace = std::chrono::seconds(60);
 
 // A failing rank's Status as one number that an allreduce(max) can agree on: the highest code
 // wins, and among equal codes the lowest rank, so every rank names the same culprit.
@@ -58,6 +63,13 @@ class Checkpointer::Impl {
   Impl(const Context& ctx, Communicator& comm, CheckpointOptions o, FileSystem& f)
       : ctx_(ctx), comm_(comm), o_(std::move(o)), fs_(f) {}
   ~Impl() {
+    // An asynchronous save in flight gets a grace to finish; after it, the commit stops waiting
+    // for ranks that may be gone, so a destructor never blocks for the whole commit timeout.
+    const auto deadline = Clock::now() + kDestructorGrace;
+    while (bg_.joinable() && !bg_done_.load() && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    cancel_.store(true);
     if (bg_.joinable()) bg_.join();
   }
 
@@ -65,6 +77,7 @@ class Checkpointer::Impl {
   Status wait();
   Result<std::optional<Restored>> restore_latest();
   const fs::path& dir() const { return o_.dir; }
+  const Status& last_async_status() const { return last_async_; }
 
  private:
   struct Job {
@@ -76,7 +89,7 @@ class Checkpointer::Impl {
 
   Status validate(std::int64_t step, const ShardView& shard) const;
   Status write_local(const Job& job);
-  Status commit(const Job& job, bool wait_for_files);
+  Status commit(const Job& job);
   Result<ckpt::FileEntry> await_index(const Job& job, int rank, Clock::time_point deadline);
   int newest_committed_attempt();
   void retain(std::int64_t committed_step);
@@ -89,9 +102,13 @@ class Checkpointer::Impl {
   Communicator& comm_;
   CheckpointOptions o_;
   FileSystem& fs_;
-  std::thread bg_;                  // the asynchronous save in flight, if joinable
-  Status bg_status_;                // written by bg_, read after join
-  std::vector<std::byte> staging_;  // reused between asynchronous saves, at most staging_bytes
+  bool in_flight_ = false;  // an asynchronous save whose outcome is not yet agreed
+  std::thread bg_;          // its writer, if joinable
+  Status bg_status_;        // written by bg_, read after join
+  std::atomic<bool> bg_done_{false};
+  std::atomic<bool> cancel_{false};  // set by the destructor: stop waiting for other ranks
+  Status last_async_;                // the agreed outcome of the last asynchronous save
+  std::vector<std::byte> staging_;   // reused between asynchronous saves, at most staging_bytes
 };
 
 Status Checkpointer::Impl::agree(const Status& local, const std::string& what) {
@@ -124,23 +141,28 @@ Status Checkpointer::Impl::validate(std::int64_t step, const ShardView& shard) c
 }
 
 Status Checkpointer::Impl::save(std::int64_t step, const ShardView& shard) {
-  if (bg_.joinable()) {
-    // A failure of the previous save was that save's; this one may still succeed. Only a fence
-    // (a newer attempt owns the directory) makes every later save pointless.
+  if (in_flight_) {
+    // A failure of the previous save was that save's (last_async_status() keeps it); this one
+    // may still succeed. Only a fence (a newer attempt owns the directory) ends all saves.
     Status previous = wait();
     if (previous.code() == Code::kFenced) return previous;
     if (!previous.ok()) logger()->warn("the previous asynchronous checkpoint failed: {}", previous.to_string());
   }
   const std::string what = "checkpoint step " + std::to_string(step);
   const Status valid = validate(step, shard);
-  // One allreduce agrees on three things: whether every shard is valid, the newest attempt that
-  // committed (rank 0 reads it), and the save's nonce (rank 0 draws it).
-  std::int64_t agreed[3] = {status_key(valid, ctx_.rank), 0, 0};
+  std::size_t total = 0;
+  for (const auto& t : shard.tensors)
+    total += t.bytes;
+  // One allreduce agrees on four things: whether every shard is valid, the newest attempt that
+  // committed (rank 0 reads it), the save's nonce (rank 0 draws it), and whether any rank's
+  // shard is too large for staging, in which case every rank saves synchronously: ranks that
+  // took different paths would no longer meet in the same collectives.
+  std::int64_t agreed[4] = {status_key(valid, ctx_.rank), 0, 0, o_.async && total > o_.staging_bytes ? 1 : 0};
   if (ctx_.rank == 0) {
     agreed[1] = newest_committed_attempt();
     agreed[2] = static_cast<std::int64_t>(std::stoull(fresh_nonce(), nullptr, 16));
   }
-  COHORT_TRY(comm_.allreduce(std::span<std::int64_t>(agreed, 3), ReduceOp::kMax).with_context(what));
+  COHORT_TRY(comm_.allreduce(std::span<std::int64_t>(agreed, 4), ReduceOp::kMax).with_context(what));
   COHORT_TRY(from_key(agreed[0], valid, ctx_.rank, what + ": shard validation"));
   if (agreed[1] > ctx_.attempt) {
     return Status(Code::kFenced, what + " refused: this is attempt " + std::to_string(ctx_.attempt) + " of job " +
@@ -151,31 +173,40 @@ Status Checkpointer::Impl::save(std::int64_t step, const ShardView& shard) {
   std::snprintf(nonce, sizeof nonce, "%016llx", static_cast<unsigned long long>(agreed[2]));
   Job job{step, nonce, shard.tensors, shard.metadata_json};
 
-  std::size_t total = 0;
-  for (const auto& t : shard.tensors)
-    total += t.bytes;
-  if (o_.async && total > o_.staging_bytes) {
-    logger()->warn("{}: the shard is {} bytes, more than the {} bytes of staging memory: saving synchronously", what,
-                   total, o_.staging_bytes);
+  const bool oversize = agreed[3] != 0;
+  if (oversize) {
+    logger()->warn("{}: a shard is larger than the {} bytes of staging memory: saving synchronously", what,
+                   o_.staging_bytes);
   }
-  if (!o_.async || total > o_.staging_bytes) {
+  if (!o_.async || oversize) {
     Status written = agree(write_local(job), what + ": writing shards");
     if (!written.ok()) {
       if (ctx_.rank == 0) (void)fs_.remove_all(tmp_dir(job));
       return written;
     }
-    return agree(ctx_.rank == 0 ? commit(job, false) : Status(), what + ": commit");
+    return agree(ctx_.rank == 0 ? commit(job) : Status(), what + ": commit");
   }
 
   // Asynchronous: a snapshot into staging memory is all the training thread waits for.
   staging_.resize(total);
   std::size_t offset = 0;
+  in_flight_ = true;
   for (auto& v : job.views) {
-    COHORT_TRY(ckpt::copy_to_host(staging_.data() + offset, v.data, v.bytes, v.device).with_context(what));
+    Status copied = ckpt::copy_to_host(staging_.data() + offset, v.data, v.bytes, v.device);
+    if (!copied.ok()) {
+      // This rank's save failed before it began; the peers learn it at the next wait().
+      bg_status_ = copied.with_context(what + ": staging");
+      return {};
+    }
     v = TensorView{v.name, staging_.data() + offset, v.bytes, Device::kHost};
     offset += v.bytes;
   }
+  bg_done_.store(false);
   bg_ = std::thread([this, job = std::move(job)] {
+    struct Done {
+      std::atomic<bool>& flag;
+      ~Done() { flag.store(true); }
+    } done{bg_done_};
     Status s = write_local(job);
     if (!s.ok()) {
       // Rank 0 waits for every rank's files; a marker tells it not to wait out the timeout.
@@ -187,15 +218,18 @@ Status Checkpointer::Impl::save(std::int64_t step, const ShardView& shard) {
       bg_status_ = s;
       return;
     }
-    bg_status_ = ctx_.rank == 0 ? commit(job, true) : Status();
+    bg_status_ = ctx_.rank == 0 ? commit(job) : Status();
   });
   return {};
 }
 
 Status Checkpointer::Impl::wait() {
-  if (!bg_.joinable()) return {};
-  bg_.join();
-  return agree(bg_status_, "asynchronous checkpoint");
+  if (!in_flight_) return {};
+  if (bg_.joinable()) bg_.join();
+  in_flight_ = false;
+  last_async_ = agree(bg_status_, "asynchronous checkpoint");
+  bg_status_ = Status();
+  return last_async_;
 }
 
 Status Checkpointer::Impl::write_local(const Job& job) {
@@ -219,6 +253,9 @@ Result<ckpt::FileEntry> Checkpointer::Impl::await_index(const Job& job, int rank
       return Status(Code::kIoError, "rank " + std::to_string(rank) + " could not write its shard: " +
                                         (why.ok() ? *why : std::string("(no reason readable)")));
     }
+    if (cancel_.load())
+      return Status(Code::kCanceled,
+                    "the Checkpointer was destroyed while rank 0 waited for rank " + std::to_string(rank));
     if (Clock::now() >= deadline) {
       return Status(Code::kTimedOut, "rank " + std::to_string(rank) + " did not deliver its shard within " +
                                          std::to_string(o_.commit_timeout.count() / 1000) + " s");
@@ -229,7 +266,7 @@ Result<ckpt::FileEntry> Checkpointer::Impl::await_index(const Job& job, int rank
   return ckpt::describe_file(fs_, index_path);
 }
 
-Status Checkpointer::Impl::commit(const Job& job, bool wait_for_files) {
+Status Checkpointer::Impl::commit(const Job& job) {
   const fs::path tmp = tmp_dir(job);
   auto attempt = [&]() -> Status {
     ckpt::Manifest m;
@@ -240,7 +277,9 @@ Status Checkpointer::Impl::commit(const Job& job, bool wait_for_files) {
     m.created_unix_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
             .count();
-    const auto deadline = Clock::now() + (wait_for_files ? o_.commit_timeout : std::chrono::milliseconds(0));
+    // Synchronous saves get here after every rank said it wrote; the wait then only covers a
+    // shared filesystem that shows another node's rename late (NFS attribute caching).
+    const auto deadline = Clock::now() + o_.commit_timeout;
     for (int r = 0; r < ctx_.world_size; ++r) {
       COHORT_ASSIGN_OR_RETURN(ckpt::FileEntry index_file, await_index(job, r, deadline));
       COHORT_ASSIGN_OR_RETURN(std::string text, read_small_file(fs_, tmp / index_file.name, kMaxIndex));
@@ -434,6 +473,9 @@ Result<std::optional<Restored>> Checkpointer::restore_latest() {
 }
 const fs::path& Checkpointer::dir() const noexcept {
   return impl_->dir();
+}
+const Status& Checkpointer::last_async_status() const noexcept {
+  return impl_->last_async_status();
 }
 
 }  // namespace cohort

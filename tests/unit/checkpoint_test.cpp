@@ -239,6 +239,21 @@ TEST_F(CheckpointTest, AsyncShardLargerThanStagingIsSavedSynchronously) {
   EXPECT_NE(log_.str().find("saving synchronously"), std::string::npos);
 }
 
+TEST_F(CheckpointTest, FailedAsyncSaveIsReportedAndTheNextOneStillRuns) {
+  testing::FaultyFileSystem faulty;
+  auto c = open({.async = true}, &faulty);
+  faulty.fail_at(3, ENOSPC);  // inside the background writer
+  ASSERT_TRUE(save(*c, 1).ok()) << "staging succeeds; the write fails later";
+  Status failed = c->wait();
+  EXPECT_EQ(failed.code(), Code::kResourceExhausted) << failed.to_string();
+  EXPECT_EQ(c->last_async_status().code(), Code::kResourceExhausted);
+  faulty.fail_at(0, 0);
+  ASSERT_TRUE(save(*c, 2).ok());
+  ASSERT_TRUE(c->wait().ok());
+  EXPECT_TRUE(c->last_async_status().ok());
+  EXPECT_EQ(restored_step(*c), 2);
+}
+
 TEST_F(CheckpointTest, EveryInjectedFailureLeavesThePreviousCheckpoint) {
   testing::FaultyFileSystem faulty;
   auto c = open({}, &faulty);
