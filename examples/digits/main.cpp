@@ -4,22 +4,31 @@
 // takes its contiguous slice of each global batch, and the gradients are summed across ranks in
 // float64, so 1, 2 and 4 ranks reach the same weights up to summation-order rounding.
 //
-// stdout (rank 0 only): one "epoch E/N loss L test_accuracy A" line per epoch, then
-// "test_accuracy=A" as the last line, for scripts and tests to read. Diagnostics go to stderr
-// through the logger. Exit codes: 0 done, 1 a collective, the launch environment or a file write
-// failed, 2 bad flags or bad data.
+// With --checkpoint-every K it saves a checkpoint through cohort::Checkpointer after every K-th
+// global step and, when started again over the same checkpoint folder, resumes from the newest
+// one exactly where it was, so the result is bit-identical to an uninterrupted run (README.md).
+//
+// stdout (rank 0 only): "resumed from step G (epoch E, batch B)" first when resuming, one
+// "epoch E/N loss L test_accuracy A" line per epoch, then "test_accuracy=A" as the last line, for
+// scripts and tests to read. Diagnostics go to stderr through the logger. Exit codes: 0 done, 1 a
+// collective, the launch environment, a file write or the checkpoint folder failed (a newer
+// attempt owning it included), 2 bad flags, bad data, or a checkpoint written with other flags.
 #include <CLI/CLI.hpp>
 
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 
+#include "checkpoint_state.hpp"
+#include "cohort/checkpoint.hpp"
 #include "cohort/collectives.hpp"
 #include "cohort/context.hpp"
 #include "cohort/log.hpp"
@@ -43,7 +52,15 @@ struct Options {
   std::string activation = "tanh";
   std::string data;
   std::string save_weights;
-  std::string log_level;  // empty: COHORT_LOG_LEVEL, else info
+  std::string log_level;              // empty: COHORT_LOG_LEVEL, else info
+  std::int64_t checkpoint_every = 0;  // global steps between checkpoints; 0: neither save nor resume
+  std::string checkpoint_dir;         // empty: the Context's (COHORT_CHECKPOINT_DIR)
+  // Three, as libcohort: when the newest fails verification (a truncated file, bit rot), resume
+  // falls back to an older one; each costs about 77 KB per rank here.
+  int keep_checkpoints = 3;
+  bool async_checkpoint = false;
+  // Test hook: rank 0 SIGKILLs itself after this global step (0: never), a crash at a known point.
+  std::int64_t stop_after_steps = 0;
 };
 
 // Returns the exit code when the flags end the program (--help, or an error CLI11 printed).
@@ -83,6 +100,22 @@ std::optional<int> parse_flags(int argc, char** argv, Options& o) {
                  "b1 [hidden], W2 [10 x hidden] row-major, b2 [10]");
   app.add_option("--log-level", o.log_level,
                  "trace, debug, info, warn, error or off (default: $COHORT_LOG_LEVEL, else info)");
+  app.add_option("--checkpoint-every", o.checkpoint_every,
+                 "save a checkpoint after every K-th global step (global batch) and resume from the newest one "
+                 "at start; 0: never")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40));
+  app.add_option("--checkpoint-dir", o.checkpoint_dir,
+                 "checkpoint folder, shared by every node (default: `cohort run --checkpoint-dir`, i.e. "
+                 "$COHORT_CHECKPOINT_DIR)");
+  app.add_option("--keep-checkpoints", o.keep_checkpoints, "committed checkpoints kept; older ones are deleted")
+      ->check(CLI::Range(1, 1'000'000));
+  app.add_flag("--async-checkpoint", o.async_checkpoint, "write checkpoints in the background while training goes on");
+  app.add_option(
+         "--stop-after-steps", o.stop_after_steps,
+         "test hook: after this global step (and its save() call, if it is a checkpoint step) rank 0 kills itself "
+         "with SIGKILL, a crash at a deterministic point; 0: never")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40))
+      ->group("Test hooks");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -110,11 +143,65 @@ cohort::Status check_output_dir(const std::string& file) {
   return {};
 }
 
-cohort::Status train(const cohort::Context& ctx, const Options& o, const digits::Dataset& data,
-                     cohort::Communicator& comm, spdlog::logger& log) {
+cohort::Status check_checkpoint_flags(const Options& o, const cohort::Context& ctx) {
+  if (o.checkpoint_every > 0 && o.checkpoint_dir.empty() && ctx.checkpoint_dir.empty()) {
+    return cohort::invalid_argument("--checkpoint-every " + std::to_string(o.checkpoint_every) +
+                                    " needs a checkpoint folder: pass --checkpoint-dir DIR, or start the job with "
+                                    "`cohort run --checkpoint-dir DIR`");
+  }
+  return {};
+}
+
+// How train() ended. `agreed`: every rank holds the same verdict, decided through a collective,
+// so all can stop cleanly; otherwise a peer may be waiting in a collective and only an abort ends
+// the job.
+struct Outcome {
+  Outcome() = default;
+  Outcome(cohort::Status s) : status(std::move(s)) {}  // NOLINT(google-explicit-constructor): COHORT_TRY
+  Outcome(cohort::Status s, bool a) : status(std::move(s)), agreed(a) {}
+  cohort::Status status;
+  bool agreed = false;
+};
+
+// Makes one rank's verdict every rank's: when any rank's `local` is not OK, every rank returns a
+// non-OK Outcome, agreed: its own Status when it had one, else one with the highest code of any
+// rank (a fixed choice) that points at the others' logs.
+Outcome agree(cohort::Communicator& comm, cohort::Status local) {
+  std::array<std::int64_t, 1> worst{local.ok() ? 0 : static_cast<std::int64_t>(local.code())};
+  if (auto st = comm.allreduce(worst, cohort::ReduceOp::kMax); !st.ok()) return st.with_context("agreeing on resume");
+  if (worst[0] == 0) return {};
+  if (local.ok()) local = {static_cast<cohort::Code>(worst[0]), "another rank refused the checkpoint (see its log)"};
+  return {std::move(local), true};
+}
+
+// Loads the newest checkpoint, if any, into model and sgd; where training starts.
+cohort::Result<digits::Progress> resume(const cohort::Context& ctx, cohort::Checkpointer& ckpt,
+                                        const digits::RunConfig& config, const Options& o, std::size_t train_rows,
+                                        digits::Mlp& model, digits::Sgd& sgd) {
+  COHORT_ASSIGN_OR_RETURN(auto restored, ckpt.restore_latest());
+  if (!restored) return digits::Progress{};
+  // The first save would be fenced anyway; stopping now saves the training until then.
+  if (restored->attempt > ctx.attempt) {
+    return cohort::Status(cohort::Code::kFenced, "checkpoint " + restored->path.string() + " was written by attempt " +
+                                                     std::to_string(restored->attempt) + " of job " + ctx.job_id +
+                                                     ", newer than this attempt " + std::to_string(ctx.attempt) +
+                                                     ": a newer attempt owns the checkpoints");
+  }
+  COHORT_ASSIGN_OR_RETURN(auto progress, digits::load_shard(*restored, config, model, sgd, train_rows));
+  if (progress.epoch > o.epochs) {
+    return cohort::invalid_argument("checkpoint " + restored->path.string() + " is in epoch " +
+                                    std::to_string(progress.epoch) + ", past --epochs " + std::to_string(o.epochs) +
+                                    ": training is already done");
+  }
+  return progress;
+}
+
+Outcome train(const cohort::Context& ctx, const Options& o, const digits::Dataset& data, cohort::Communicator& comm,
+              spdlog::logger& log) {
   const auto start = std::chrono::steady_clock::now();
   const digits::Split split = digits::split_train_test(data.size());
   const auto activation = o.activation == "relu" ? digits::Activation::kRelu : digits::Activation::kTanh;
+  const digits::RunConfig config{.seed = o.seed, .hidden = o.hidden, .activation = activation, .sgd = o.sgd};
   digits::Mlp model(o.hidden, activation);
   model.init(o.seed);
   // Every rank drew the same weights from the same seed; the broadcast makes that a guarantee
@@ -127,6 +214,7 @@ cohort::Status train(const cohort::Context& ctx, const Options& o, const digits:
       std::span<const std::size_t>(split.test).subspan(test_shard.begin, test_shard.end - test_shard.begin);
   // Every rank would say the same; the others say it only at debug.
   const auto level = ctx.is_root() ? spdlog::level::info : spdlog::level::debug;
+  const auto warn_level = ctx.is_root() ? spdlog::level::warn : spdlog::level::debug;
   log.log(level,
           "{} train and {} test rows; model 64-{}-10 {} ({} parameters); {} epochs, global batch {}, lr {}, "
           "momentum {}, seed {}",
@@ -134,11 +222,63 @@ cohort::Status train(const cohort::Context& ctx, const Options& o, const digits:
           o.epochs, o.sgd.global_batch, o.sgd.lr, o.sgd.momentum, o.seed);
   log.debug("evaluating test rows [{}, {})", test_shard.begin, test_shard.end);
 
+  digits::Progress progress;
+  std::unique_ptr<cohort::Checkpointer> ckpt;
+  if (o.checkpoint_every > 0) {
+    const cohort::CheckpointOptions options{
+        .dir = o.checkpoint_dir, .keep_last = o.keep_checkpoints, .async = o.async_checkpoint};
+    COHORT_ASSIGN_OR_RETURN(ckpt, cohort::Checkpointer::open(ctx, comm, options));
+    auto resumed = resume(ctx, *ckpt, config, o, split.train.size(), model, sgd);
+    // A refusal (another model's checkpoint, another world size, a newer attempt's folder) is made
+    // every rank's, so the job ends cleanly with exit 2 (1 when fenced) rather than an abort.
+    if (Outcome verdict = agree(comm, resumed.status()); !verdict.status.ok()) {
+      return {verdict.status.with_context("resuming from " + ckpt->dir().string()), verdict.agreed};
+    }
+    progress = *resumed;
+    if (progress.global_step > 0 && ctx.is_root()) {
+      std::printf("resumed from step %lld (epoch %d, batch %zu)\n", static_cast<long long>(progress.global_step),
+                  progress.epoch, progress.batch);
+      std::fflush(stdout);
+    }
+  }
+
+  // After each global step: a checkpoint every K steps, and the test hook's crash.
+  const digits::StepCallback on_step = [&](std::size_t next_batch, double loss) -> cohort::Status {
+    ++progress.global_step;
+    progress.batch = next_batch;
+    progress.epoch_loss_sum = loss;
+    if (ckpt && progress.global_step % o.checkpoint_every == 0) {
+      const cohort::Status saved = ckpt->save(progress.global_step, digits::make_shard(model, sgd, config, progress));
+      // A newer attempt owns the folder: this one must stop before it overwrites anything.
+      if (saved.code() == cohort::Code::kFenced) {
+        return saved.with_context("checkpoint of step " + std::to_string(progress.global_step));
+      }
+      // Anything else (a full disk, a slow filesystem) costs only this checkpoint: training goes on.
+      if (!saved.ok()) {
+        log.log(warn_level, "checkpoint of step {} failed; training goes on: {}", progress.global_step,
+                saved.to_string());
+      } else {
+        log.debug("checkpoint of step {} {}", progress.global_step, o.async_checkpoint ? "staged" : "committed");
+      }
+    }
+    if (progress.global_step == o.stop_after_steps && ctx.is_root()) {
+      log.warn("--stop-after-steps {}: test hook, killing rank 0 with SIGKILL", o.stop_after_steps);
+      log.flush();
+      std::raise(SIGKILL);
+    }
+    return {};
+  };
+
   double accuracy = 0.0;
-  for (int epoch = 1; epoch <= o.epochs; ++epoch) {
+  for (int epoch = progress.epoch; epoch <= o.epochs; ++epoch) {
     const std::string where = "epoch " + std::to_string(epoch);
+    // A resumed epoch goes on from its saved batch and partial loss; later ones start afresh.
+    const digits::EpochStart from = epoch == progress.epoch
+                                        ? digits::EpochStart{.batch = progress.batch, .loss = progress.epoch_loss_sum}
+                                        : digits::EpochStart{};
+    progress.epoch = epoch;
     const auto order = digits::epoch_order(split.train, o.seed, epoch);
-    auto loss = digits::train_epoch(model, sgd, data, order, comm);
+    auto loss = digits::train_epoch(model, sgd, data, order, comm, from, on_step);
     if (!loss.ok()) return loss.status().with_context(where);
     // One allreduce for both sums: [train loss, correct test rows].
     std::array<double, 2> totals{*loss, static_cast<double>(digits::count_correct(model, data, test_rows))};
@@ -154,8 +294,14 @@ cohort::Status train(const cohort::Context& ctx, const Options& o, const digits:
       std::fflush(stdout);
     }
   }
+  if (ckpt) {
+    // The last asynchronous save: its failure is reported like any other, as a warning.
+    const cohort::Status saved = ckpt->wait();
+    if (saved.code() == cohort::Code::kFenced) return saved.with_context("last checkpoint");
+    if (!saved.ok()) log.log(warn_level, "the last checkpoint failed: {}", saved.to_string());
+  }
   const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-  log.log(level, "trained {} epochs in {:.3f} s", o.epochs, took.count());
+  log.log(level, "trained to epoch {} in {:.3f} s", o.epochs, took.count());
 
   if (ctx.is_root()) {
     if (!o.save_weights.empty()) {
@@ -202,18 +348,27 @@ int main(int argc, char** argv) {
       return kExitUsage;
     }
   }
+  if (const auto st = check_checkpoint_flags(o, *ctx); !st.ok()) {
+    log->error("{}", st.to_string());
+    return kExitUsage;
+  }
 
   auto comm = cohort::Communicator::create(*ctx);
   if (!comm.ok()) {
     log->error("rank {}: cannot create the communicator: {}", ctx->rank, comm.status().to_string());
     return kExitFailure;
   }
-  const cohort::Status st = train(*ctx, o, *data, **comm, *log);
-  if (!st.ok()) {
-    log->error("rank {}: training failed: {}", ctx->rank, st.to_string());
-    log->flush();
-    // Peers may be inside a collective waiting for this rank: end the job rather than wait.
-    (*comm)->abort(kExitFailure);
+  const Outcome outcome = train(*ctx, o, *data, **comm, *log);
+  if (outcome.status.ok()) return 0;
+  if (outcome.agreed) {
+    // Every rank stops here together, so MPI can shut down cleanly.
+    const auto code = outcome.status.code();
+    const bool usage = code == cohort::Code::kInvalidArgument || code == cohort::Code::kFailedPrecondition;
+    log->error("{}", outcome.status.to_string());
+    return usage ? kExitUsage : kExitFailure;
   }
-  return 0;
+  log->error("rank {}: training failed: {}", ctx->rank, outcome.status.to_string());
+  log->flush();
+  // Peers may be inside a collective waiting for this rank: end the job rather than wait.
+  (*comm)->abort(kExitFailure);
 }

@@ -175,24 +175,34 @@ void Sgd::step(std::span<double> params, std::span<const double> grad_sum, std::
   }
 }
 
+std::size_t batches_per_epoch(std::size_t rows, std::size_t global_batch) noexcept {
+  return (rows + global_batch - 1) / global_batch;
+}
+
 cohort::Result<double> train_epoch(Mlp& model, Sgd& sgd, const Dataset& data, std::span<const std::size_t> order,
-                                   cohort::Communicator& comm) {
+                                   cohort::Communicator& comm, EpochStart start, const StepCallback& on_step) {
+  const std::size_t batch = sgd.options().global_batch;
+  const std::size_t batches = batches_per_epoch(order.size(), batch);
+  assert(start.batch <= batches);
   std::vector<double> grad(model.num_params());
   Workspace ws(model);
-  double loss = 0.0;
-  const std::size_t batch = sgd.options().global_batch;
-  for (std::size_t start = 0; start < order.size(); start += batch) {
-    const std::size_t len = std::min(batch, order.size() - start);
+  // Summed on from the saved partial sum in the same order as without a resume, so the epoch's
+  // loss is bit-identical however many times the epoch was interrupted.
+  double loss = start.loss;
+  for (std::size_t b = start.batch; b < batches; ++b) {
+    const std::size_t first = b * batch;
+    const std::size_t len = std::min(batch, order.size() - first);
     const Shard shard = shard_of(len, comm.rank(), comm.size());
     std::fill(grad.begin(), grad.end(), 0.0);
-    for (std::size_t i = start + shard.begin; i < start + shard.end; ++i) {
+    for (std::size_t i = first + shard.begin; i < first + shard.end; ++i) {
       const std::size_t row = order[i];
       loss += model.accumulate_gradient(data.row(row), data.labels[row], grad, ws);
     }
     // Every rank joins every allreduce, an empty shard too (it contributes zeros).
     const cohort::Status reduced = comm.allreduce(grad, cohort::ReduceOp::kSum);
-    if (!reduced.ok()) return reduced.with_context("gradient allreduce of the batch at row " + std::to_string(start));
+    if (!reduced.ok()) return reduced.with_context("gradient allreduce of the batch at row " + std::to_string(first));
     sgd.step(model.params(), grad, len);
+    if (on_step) COHORT_TRY(on_step(b + 1, loss));
   }
   return loss;
 }

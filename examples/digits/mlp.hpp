@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -103,18 +104,40 @@ class Sgd {
   const SgdOptions& options() const noexcept { return options_; }
   // `grad_sum` is the gradient summed over the `len` rows of a global batch.
   void step(std::span<double> params, std::span<const double> grad_sum, std::size_t len);
+  // The heavy-ball state v, which a checkpoint saves and a resumed run loads back: without it the
+  // first updates after a resume would differ from those of an uninterrupted run.
+  std::span<double> velocity() noexcept { return velocity_; }
+  std::span<const double> velocity() const noexcept { return velocity_; }
 
  private:
   SgdOptions options_;
   std::vector<double> velocity_;
 };
 
+// How many global batches (SGD steps) one epoch over `rows` train rows takes; the last may be short.
+std::size_t batches_per_epoch(std::size_t rows, std::size_t global_batch) noexcept;
+
+// Where train_epoch begins: batch 0 with nothing summed for a fresh epoch, or, when resuming from
+// a checkpoint, the next batch and the loss this rank had summed over the batches before it.
+struct EpochStart {
+  std::size_t batch = 0;
+  double loss = 0.0;
+};
+
+// Called on every rank after each global step is applied, with the index of the next batch of
+// the epoch (batches_per_epoch() after the last) and this rank's loss summed so far. A non-OK
+// Status ends the epoch with it: unless every rank gets the same one, the caller must abort the
+// job, as the other ranks wait in the next step's allreduce.
+using StepCallback = std::function<cohort::Status(std::size_t next_batch, double loss)>;
+
 // One epoch over `order` (the train rows, in this epoch's order, the same on every rank): for each
-// global batch, this rank sums the gradients of its shard, `comm` sums them across ranks, and every
-// rank applies the same update. Returns this rank's summed loss (not yet reduced). Any failing
-// collective is returned as is.
+// global batch from `start.batch` on, this rank sums the gradients of its shard, `comm` sums them
+// across ranks, and every rank applies the same update. Returns this rank's summed loss (not yet
+// reduced), counted from `start.loss`, so an epoch resumed at batch b returns the very bits an
+// uninterrupted one does. Any failing collective is returned as is.
+// REQUIRES: start.batch <= batches_per_epoch(order.size(), sgd.options().global_batch).
 cohort::Result<double> train_epoch(Mlp& model, Sgd& sgd, const Dataset& data, std::span<const std::size_t> order,
-                                   cohort::Communicator& comm);
+                                   cohort::Communicator& comm, EpochStart start = {}, const StepCallback& on_step = {});
 
 // How many of `rows` the model classifies correctly.
 std::size_t count_correct(const Mlp& model, const Dataset& data, std::span<const std::size_t> rows);

@@ -1,5 +1,6 @@
 // The digits example's library: loader and its errors, the fixed split and portable shuffles, the
-// MLP's gradient against finite differences, sharded gradients, and a short training run.
+// MLP's gradient against finite differences, sharded gradients, a short training run, and the
+// checkpoint state: an epoch saved midway and resumed gives the very bits of an uninterrupted one.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint_state.hpp"
 #include "cohort/collectives.hpp"
 #include "cohort/context.hpp"
 #include "dataset.hpp"
@@ -345,6 +347,171 @@ TEST(DigitsTraining, AFewEpochsOnOneRankLearn) {
   EXPECT_LT(before, 0.5);
   EXPECT_GT(after, 0.9);
   EXPECT_LT(last_loss, first_loss);
+}
+
+// What Checkpointer::restore_latest would hand back for `shard` saved as checkpoint `step`.
+cohort::Restored restored_from(const cohort::ShardView& shard, std::int64_t step) {
+  cohort::Restored r;
+  r.step = step;
+  r.path = "/ckpt/step-" + std::to_string(step);
+  for (const auto& t : shard.tensors) {
+    const auto* first = static_cast<const std::byte*>(t.data);
+    r.tensors.push_back({t.name, std::vector<std::byte>(first, first + t.bytes)});
+  }
+  r.metadata_json = shard.metadata_json;
+  return r;
+}
+
+bool same_bits(std::span<const double> a, std::span<const double> b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size_bytes()) == 0;
+}
+
+TEST(DigitsTraining, AnEpochResumedMidwayIsBitIdentical) {
+  const Dataset& data = real_data();
+  ASSERT_EQ(data.size(), kRows);
+  auto comm = cohort::Communicator::create(cohort::Context{});
+  ASSERT_TRUE(comm.ok()) << comm.status().to_string();
+  const Split split = split_train_test(data.size());
+  const auto order = epoch_order(split.train, 4, 2);
+  // Momentum, so that a velocity lost on resume would show.
+  const RunConfig config{.seed = 4,
+                         .hidden = 16,
+                         .activation = Activation::kTanh,
+                         .sgd = {.global_batch = 32, .lr = 0.05, .momentum = 0.9}};
+  const std::size_t batches = batches_per_epoch(order.size(), 32);
+  ASSERT_EQ(batches, 45u);  // 1437 rows: 44 full batches and one of 29
+
+  // Uninterrupted, after an epoch of warm-up so the velocity is far from zero.
+  Mlp whole(config.hidden, config.activation);
+  whole.init(config.seed);
+  Sgd whole_sgd(config.sgd, whole.num_params());
+  ASSERT_TRUE(train_epoch(whole, whole_sgd, data, epoch_order(split.train, 4, 1), **comm).ok());
+  Mlp interrupted = whole;
+  Sgd interrupted_sgd = whole_sgd;
+  std::vector<std::size_t> seen;
+  auto full = train_epoch(whole, whole_sgd, data, order, **comm, {}, [&](std::size_t next, double) {
+    seen.push_back(next);
+    return cohort::Status{};
+  });
+  ASSERT_TRUE(full.ok()) << full.status().to_string();
+  ASSERT_EQ(seen.size(), batches);
+  EXPECT_EQ(seen.front(), 1u);
+  EXPECT_EQ(seen.back(), batches);
+
+  // Stopped after batch 17 (the callback's error ends the epoch), saved, loaded into a new model.
+  Progress at{.epoch = 2, .batch = 0, .global_step = static_cast<std::int64_t>(batches), .epoch_loss_sum = 0.0};
+  auto stopped = train_epoch(interrupted, interrupted_sgd, data, order, **comm, {}, [&](std::size_t next, double loss) {
+    at.batch = next;
+    at.epoch_loss_sum = loss;
+    ++at.global_step;
+    return next == 17 ? cohort::Status(cohort::Code::kCanceled, "crash") : cohort::Status{};
+  });
+  ASSERT_EQ(stopped.status().code(), cohort::Code::kCanceled);
+  const cohort::Restored saved = restored_from(make_shard(interrupted, interrupted_sgd, config, at), at.global_step);
+  Mlp resumed(config.hidden, config.activation);
+  Sgd resumed_sgd(config.sgd, resumed.num_params());
+  auto progress = load_shard(saved, config, resumed, resumed_sgd, order.size());
+  ASSERT_TRUE(progress.ok()) << progress.status().to_string();
+  EXPECT_EQ(progress->epoch, 2);
+  EXPECT_EQ(progress->batch, 17u);
+  EXPECT_EQ(progress->global_step, static_cast<std::int64_t>(batches + 17));
+  EXPECT_EQ(std::memcmp(&progress->epoch_loss_sum, &at.epoch_loss_sum, sizeof(double)), 0);
+
+  auto rest = train_epoch(resumed, resumed_sgd, data, order, **comm,
+                          {.batch = progress->batch, .loss = progress->epoch_loss_sum});
+  ASSERT_TRUE(rest.ok()) << rest.status().to_string();
+  EXPECT_EQ(std::memcmp(&*rest, &*full, sizeof(double)), 0) << *rest << " vs " << *full;
+  EXPECT_TRUE(same_bits(resumed.params(), whole.params()));
+  EXPECT_TRUE(same_bits(resumed_sgd.velocity(), whole_sgd.velocity()));
+
+  // Resumed after the epoch's last batch: nothing left to train, the loss comes back as saved.
+  auto none = train_epoch(resumed, resumed_sgd, data, order, **comm, {.batch = batches, .loss = 1.5});
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(*none, 1.5);
+  EXPECT_TRUE(same_bits(resumed.params(), whole.params()));
+}
+
+TEST(DigitsCheckpointState, MetadataRoundTripsExactly) {
+  const RunConfig config{.seed = 18446744073709551615ULL,
+                         .hidden = 64,
+                         .activation = Activation::kRelu,
+                         .sgd = {.global_batch = 32, .lr = 0.1, .momentum = 0.3}};
+  const Progress p{.epoch = 12, .batch = 5, .global_step = 500, .epoch_loss_sum = 0.1 + 0.2};
+  auto back = parse_metadata(metadata_json(config, p), config);
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_EQ(back->epoch, 12);
+  EXPECT_EQ(back->batch, 5u);
+  EXPECT_EQ(back->global_step, 500);
+  EXPECT_EQ(std::memcmp(&back->epoch_loss_sum, &p.epoch_loss_sum, sizeof(double)), 0);
+}
+
+TEST(DigitsCheckpointState, RefusesACheckpointOfOtherFlagsNamingThem) {
+  const RunConfig saved{.seed = 1, .hidden = 64, .activation = Activation::kTanh, .sgd = {}};
+  const std::string json = metadata_json(saved, Progress{});
+  RunConfig now = saved;
+  now.hidden = 32;
+  now.sgd.lr = 0.2;
+  auto refused = parse_metadata(json, now);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), cohort::Code::kInvalidArgument);
+  const std::string& m = refused.status().message();
+  EXPECT_NE(m.find("--hidden 64 (not 32)"), std::string::npos) << m;
+  EXPECT_NE(m.find("--lr 0.1 (not 0.2)"), std::string::npos) << m;
+  EXPECT_EQ(m.find("--seed"), std::string::npos) << m;
+  EXPECT_NE(m.find("--checkpoint-dir"), std::string::npos) << "says what to do: " << m;
+
+  now = saved;
+  now.activation = Activation::kRelu;
+  auto other = parse_metadata(json, now);
+  ASSERT_FALSE(other.ok());
+  EXPECT_NE(other.status().message().find("--activation \"tanh\" (not \"relu\")"), std::string::npos)
+      << other.status().message();
+}
+
+TEST(DigitsCheckpointState, MalformedMetadataIsDataLossNamingTheField) {
+  const RunConfig config;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"not json", "not a JSON object"},
+      {"[1, 2]", "not a JSON object"},
+      {R"({"format": "other/2"})", "other/2"},
+      {R"({"format": "example-digits/1"})", "\"seed\""},
+      {R"({"format": "example-digits/1", "seed": "1"})", "\"seed\" has the wrong type"},
+  };
+  for (const auto& [json, expected] : cases) {
+    auto p = parse_metadata(json, config);
+    ASSERT_FALSE(p.ok()) << json;
+    EXPECT_EQ(p.status().code(), cohort::Code::kDataLoss) << json;
+    EXPECT_NE(p.status().message().find(expected), std::string::npos) << p.status().message();
+  }
+}
+
+TEST(DigitsCheckpointState, ABadShardLeavesTheModelAlone) {
+  const RunConfig config{.seed = 1, .hidden = 8, .activation = Activation::kTanh, .sgd = {}};
+  Mlp model(config.hidden, config.activation);
+  model.init(1);
+  Sgd sgd(config.sgd, model.num_params());
+  const Progress p{.epoch = 2, .batch = 3, .global_step = 48, .epoch_loss_sum = 1.0};  // 45 + 3
+  const cohort::Restored good = restored_from(make_shard(model, sgd, config, p), 48);
+  Mlp target(config.hidden, config.activation);
+  Sgd target_sgd(config.sgd, target.num_params());
+  ASSERT_TRUE(load_shard(good, config, target, target_sgd, 1437).ok());
+  EXPECT_TRUE(same_bits(target.params(), model.params()));
+
+  Mlp untouched(config.hidden, config.activation);
+  cohort::Restored short_velocity = good;
+  short_velocity.tensors[1].bytes.pop_back();
+  auto bad = load_shard(short_velocity, config, untouched, target_sgd, 1437);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), cohort::Code::kDataLoss);
+  EXPECT_NE(bad.status().message().find("\"velocity\""), std::string::npos) << bad.status().message();
+  EXPECT_TRUE(std::all_of(untouched.params().begin(), untouched.params().end(), [](double v) { return v == 0.0; }));
+
+  cohort::Restored other_step = good;
+  other_step.step = 60;
+  auto contradicts = load_shard(other_step, config, untouched, target_sgd, 1437);
+  ASSERT_FALSE(contradicts.ok());
+  EXPECT_EQ(contradicts.status().code(), cohort::Code::kDataLoss);
+  EXPECT_NE(contradicts.status().message().find("contradicts step 60"), std::string::npos);
 }
 
 TEST(DigitsMlp, SaveParamsWritesLittleEndianFloat64InLayoutOrder) {
