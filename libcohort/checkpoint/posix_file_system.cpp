@@ -85,6 +85,8 @@ class PosixFileSystem final : public FileSystem {
   Result<std::unique_ptr<ReadableFile>> open(const std::filesystem::path& path) override {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return errno_status("open", errno, path.string());
+    // Checkpoint files are read front to back once: let the kernel read ahead aggressively.
+    (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     return std::unique_ptr<ReadableFile>(std::make_unique<PosixReadable>(fd, path.string()));
   }
   Status make_dir(const std::filesystem::path& path) override {

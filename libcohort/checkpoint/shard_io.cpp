@@ -2,8 +2,10 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
+#include <thread>
 
 #ifdef COHORT_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -48,6 +50,27 @@ Status copy_to_host(void* dst, const void* src, std::size_t bytes, Device device
 #endif
 }
 
+Status parallel_copy(void* dst, const void* src, std::size_t bytes) {
+  constexpr std::size_t kMinPerThread = std::size_t{32} << 20;
+  const std::size_t threads = std::clamp<std::size_t>(std::min<std::size_t>(std::thread::hardware_concurrency(), 8), 1,
+                                                      bytes / kMinPerThread + 1);
+  if (threads <= 1) {
+    std::memcpy(dst, src, bytes);
+    return {};
+  }
+  const std::size_t per = (bytes / threads + 4095) & ~std::size_t{4095};
+  std::vector<std::thread> pool;
+  for (std::size_t i = 1; i < threads && i * per < bytes; ++i) {
+    const std::size_t n = std::min(per, bytes - i * per);
+    pool.emplace_back(
+        [=] { std::memcpy(static_cast<char*>(dst) + i * per, static_cast<const char*>(src) + i * per, n); });
+  }
+  std::memcpy(dst, src, std::min(per, bytes));
+  for (auto& t : pool)
+    t.join();
+  return {};
+}
+
 Result<FileEntry> write_data_file(FileSystem& fs, const std::filesystem::path& path,
                                   const std::vector<TensorView>& views, std::vector<TensorEntry>& tensors) {
   COHORT_ASSIGN_OR_RETURN(auto file, fs.create(path));
@@ -89,7 +112,7 @@ Result<std::vector<RestoredTensor>> read_data_file(FileSystem& fs, const std::fi
   std::vector<RestoredTensor> out;
   out.reserve(tensors.size());
   for (const auto& t : tensors) {
-    RestoredTensor r{t.name, std::vector<std::byte>(t.bytes)};
+    RestoredTensor r{t.name, ByteBuffer(t.bytes)};
     for (std::size_t done = 0; done < t.bytes;) {
       COHORT_ASSIGN_OR_RETURN(std::size_t n, file->read(r.bytes.data() + done, std::min(kChunkBytes, t.bytes - done)));
       if (n == 0) return Status(Code::kDataLoss, path.string() + " ended early, inside tensor " + t.name);

@@ -30,6 +30,10 @@ Result<FileEntry> describe_file(FileSystem& fs, const std::filesystem::path& pat
 // Copies `bytes` from a host or device buffer into host memory.
 Status copy_to_host(void* dst, const void* src, std::size_t bytes, Device device);
 
+// memcpy on several threads for large host buffers: one core cannot saturate memory bandwidth,
+// and this copy is all an asynchronous save makes the training loop wait for.
+Status parallel_copy(void* dst, const void* src, std::size_t bytes);
+
 std::uint64_t xxh3(const void* data, std::size_t bytes);
 
 }  // namespace cohort::ckpt

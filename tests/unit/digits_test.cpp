@@ -356,7 +356,7 @@ cohort::Restored restored_from(const cohort::ShardView& shard, std::int64_t step
   r.path = "/ckpt/step-" + std::to_string(step);
   for (const auto& t : shard.tensors) {
     const auto* first = static_cast<const std::byte*>(t.data);
-    r.tensors.push_back({t.name, std::vector<std::byte>(first, first + t.bytes)});
+    r.tensors.push_back({t.name, cohort::ByteBuffer(first, first + t.bytes)});
   }
   r.metadata_json = shard.metadata_json;
   return r;
