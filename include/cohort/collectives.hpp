@@ -1,8 +1,11 @@
-// Collectives across the ranks of a job: allreduce, broadcast, barrier.
+// Collectives across the ranks of a job: allreduce, broadcast, allgather, reduce-scatter, barrier.
 //
-// This is the CPU path over Open MPI for fp32, fp64, int32 and int64. The shape (typed buffer
-// views, a Communicator made from a Context, Status on every call) is the one the GPU (NCCL)
-// backend, the fp16/bf16 kernels and the asynchronous calls extend.
+// This is the CPU path over Open MPI for every DType: fp32, fp64, int32 and int64 on MPI's own
+// types and operations; fp16 and bf16 through MPI user-defined operations on Cohort's kernels,
+// which accumulate in fp32 and round to nearest even once per element per hop (docs/collectives.md
+// says why and what it measured). The shape (typed buffer views, a Communicator made from a
+// Context, Status on every call) is the one the GPU (NCCL) backend and the asynchronous calls
+// extend.
 #pragma once
 
 #include <cstddef>
@@ -40,7 +43,9 @@ constexpr DType dtype_of() {
     static_assert(sizeof(T) == 0, "no Cohort dtype for this element type");
 }
 
-// A non-owning view of `count` elements of `dtype` at `data`.
+// A non-owning view of `count` elements of `dtype` at `data`. fp16 and bf16 have no C++ element
+// type here: build their Buffer by hand, e.g. {bits.data(), bits.size(), DType::kBFloat16} over a
+// std::vector<std::uint16_t> of the values' bit patterns.
 struct Buffer {
   void* data = nullptr;
   std::size_t count = 0;
@@ -71,7 +76,26 @@ class Communicator {
   // Out of place: `out` (same count and dtype as `in`) receives the reduction; `in` is unchanged.
   virtual Status allreduce(const Buffer& in, Buffer out, ReduceOp op) = 0;
   // Every rank's `buffer` becomes `root`'s.
+  // avg is a sum followed by a multiplication by 1/size() rounded to the compute type (fp32 for
+  // fp16/bf16), so an fp16 sum that overflows makes an inf average. avg of an integer dtype is
+  // InvalidArgument. fp16/bf16 sums round once per element per hop: bit-exact against any order
+  // of the ranks only where every partial sum is representable (see docs/collectives.md).
+
+  // Every rank's `buffer` becomes `root`'s.
   virtual Status broadcast(Buffer buffer, int root) = 0;
+
+  // `out` (size() × in.count elements of in.dtype) receives rank r's `in` at element r × in.count,
+  // on every rank. In place when `in` is this rank's block of `out` (in.data == out.data +
+  // rank() × in.bytes()), as NCCL defines it; any other overlap is InvalidArgument.
+  // REQUIRES: in.bytes() ≤ INT_MAX (larger blocks: split the call).
+  virtual Status allgather(const Buffer& in, Buffer out) = 0;
+
+  // `in` holds size() × out.count elements of out.dtype on every rank; `out` receives block rank()
+  // (elements [rank() × out.count, (rank() + 1) × out.count)) of the reduction of all ranks' `in`.
+  // In place when `out` is this rank's block of `in` (out.data == in.data + rank() × out.bytes());
+  // any other overlap is InvalidArgument. REQUIRES: out.count ≤ INT_MAX.
+  virtual Status reduce_scatter(const Buffer& in, Buffer out, ReduceOp op) = 0;
+
   virtual Status barrier() = 0;
 
   // Ends the whole job now with `exit_code` (MPI_Abort across ranks): the way out of an error

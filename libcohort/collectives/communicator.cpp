@@ -1,3 +1,4 @@
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -91,6 +92,57 @@ Status check_pair(const Buffer& in, const Buffer& out) {
   return {};
 }
 
+namespace {
+
+bool overlap(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes) {
+  const auto x = reinterpret_cast<std::uintptr_t>(a);
+  const auto y = reinterpret_cast<std::uintptr_t>(b);
+  return a_bytes != 0 && b_bytes != 0 && x < y + b_bytes && y < x + a_bytes;
+}
+
+std::string describe(const Buffer& b) {
+  return std::to_string(b.count) + " " + std::string(dtype_name(b.dtype));
+}
+
+}  // namespace
+
+Result<bool> check_gather(const Buffer& in, const Buffer& out, int rank, int size) {
+  COHORT_TRY(check_buffer(in, "allgather input"));
+  COHORT_TRY(check_buffer(out, "allgather output"));
+  const std::size_t world = static_cast<std::size_t>(size);
+  if (in.dtype != out.dtype || out.count != in.count * world) {
+    return invalid_argument("allgather output must hold " + std::to_string(size) + " × its input (" + describe(in) +
+                            " on each rank, so " + std::to_string(in.count * world) + " " +
+                            std::string(dtype_name(in.dtype)) + "), not " + describe(out));
+  }
+  const char* slot = static_cast<const char*>(out.data) + static_cast<std::size_t>(rank) * in.bytes();
+  if (in.count != 0 && in.data == slot) return true;
+  if (overlap(in.data, in.bytes(), out.data, out.bytes())) {
+    return invalid_argument("allgather input overlaps its output without being rank " + std::to_string(rank) +
+                            "'s block of it (the in-place form)");
+  }
+  return false;
+}
+
+Result<bool> check_scatter(const Buffer& in, const Buffer& out, ReduceOp op, int rank, int size) {
+  COHORT_TRY(check_buffer(in, "reduce_scatter input"));
+  COHORT_TRY(check_buffer(out, "reduce_scatter output"));
+  COHORT_TRY(check_reduce_op(in.dtype, op));
+  const std::size_t world = static_cast<std::size_t>(size);
+  if (in.dtype != out.dtype || in.count != out.count * world) {
+    return invalid_argument("reduce_scatter input must hold " + std::to_string(size) + " × its output (" +
+                            describe(out) + " on each rank, so " + std::to_string(out.count * world) + " " +
+                            std::string(dtype_name(out.dtype)) + "), not " + describe(in));
+  }
+  const char* slot = static_cast<const char*>(in.data) + static_cast<std::size_t>(rank) * out.bytes();
+  if (out.count != 0 && out.data == slot) return true;
+  if (overlap(in.data, in.bytes(), out.data, out.bytes())) {
+    return invalid_argument("reduce_scatter output overlaps its input without being rank " + std::to_string(rank) +
+                            "'s block of it (the in-place form)");
+  }
+  return false;
+}
+
 Status check_reduce_op(DType dtype, ReduceOp op) {
   const bool is_float = dtype != DType::kInt32 && dtype != DType::kInt64;
   if (op == ReduceOp::kAvg && !is_float) {
@@ -109,6 +161,18 @@ Status LocalCommunicator::allreduce(const Buffer& in, Buffer out, ReduceOp op) {
   COHORT_TRY(check_pair(in, out));
   COHORT_TRY(check_reduce_op(in.dtype, op));
   if (in.data != out.data && in.count != 0) std::memmove(out.data, in.data, in.bytes());
+  return {};
+}
+
+Status LocalCommunicator::allgather(const Buffer& in, Buffer out) {
+  COHORT_ASSIGN_OR_RETURN(bool in_place, check_gather(in, out, 0, 1));
+  if (!in_place && in.count != 0) std::memcpy(out.data, in.data, in.bytes());
+  return {};
+}
+
+Status LocalCommunicator::reduce_scatter(const Buffer& in, Buffer out, ReduceOp op) {
+  COHORT_ASSIGN_OR_RETURN(bool in_place, check_scatter(in, out, op, 0, 1));
+  if (!in_place && out.count != 0) std::memcpy(out.data, in.data, out.bytes());
   return {};
 }
 

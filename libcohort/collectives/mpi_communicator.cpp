@@ -4,50 +4,15 @@
 #include <climits>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "collectives/local_communicator.hpp"
+#include "kernels/kernels.hpp"
 
 namespace cohort::detail {
 namespace {
-
-Result<MPI_Datatype> mpi_type(DType dtype) {
-  switch (dtype) {
-    case DType::kFloat32:
-      return MPI_FLOAT;
-    case DType::kFloat64:
-      return MPI_DOUBLE;
-    case DType::kInt32:
-      return MPI_INT32_T;
-    case DType::kInt64:
-      return MPI_INT64_T;
-    case DType::kFloat16:
-    case DType::kBFloat16:
-      break;
-  }
-  return Status(Code::kUnimplemented, "the CPU backend has no " + std::string(dtype_name(dtype)) +
-                                          " reduction yet (Open MPI has no such type); use fp32 or fp64");
-}
-
-MPI_Op mpi_op(ReduceOp op) {
-  switch (op) {
-    case ReduceOp::kMin:
-      return MPI_MIN;
-    case ReduceOp::kMax:
-      return MPI_MAX;
-    case ReduceOp::kSum:
-    case ReduceOp::kAvg:
-      return MPI_SUM;  // avg is a sum scaled afterwards
-  }
-  return MPI_SUM;
-}
-
-template <typename T>
-void scale(void* data, std::size_t count, T factor) {
-  auto* p = static_cast<T*>(data);
-  for (std::size_t i = 0; i < count; ++i)
-    p[i] *= factor;
-}
 
 // MPI counts are ints: larger buffers go in pieces of at most this many elements.
 constexpr std::size_t kMaxChunk = static_cast<std::size_t>(INT_MAX);
@@ -81,15 +46,53 @@ Result<std::unique_ptr<MpiCommunicator>> MpiCommunicator::create(const Context& 
     return failed_precondition("MPI says rank " + std::to_string(rank) + " of " + std::to_string(size) +
                                " but the environment says " + ctx.describe());
   }
-  return std::unique_ptr<MpiCommunicator>(new MpiCommunicator(comm, rank, size, finalize));
+  auto half_ops = MpiHalfOps::create();
+  if (!half_ops.ok()) {
+    MPI_Comm_free(&comm);
+    if (finalize) MPI_Finalize();
+    return half_ops.status().with_context(ctx.describe());
+  }
+  return std::unique_ptr<MpiCommunicator>(new MpiCommunicator(comm, rank, size, finalize, std::move(half_ops).value()));
 }
 
-MpiCommunicator::MpiCommunicator(MPI_Comm comm, int rank, int size, bool finalize)
-    : comm_(comm), rank_(rank), size_(size), finalize_(finalize) {}
+MpiCommunicator::MpiCommunicator(MPI_Comm comm, int rank, int size, bool finalize, std::unique_ptr<MpiHalfOps> half_ops)
+    : comm_(comm), rank_(rank), size_(size), finalize_(finalize), half_ops_(std::move(half_ops)) {}
 
 MpiCommunicator::~MpiCommunicator() {
+  half_ops_.reset();
   MPI_Comm_free(&comm_);
   if (finalize_) MPI_Finalize();
+}
+
+Result<MPI_Datatype> MpiCommunicator::reduce_type(DType dtype) const {
+  switch (dtype) {
+    case DType::kFloat32:
+      return MPI_FLOAT;
+    case DType::kFloat64:
+      return MPI_DOUBLE;
+    case DType::kInt32:
+      return MPI_INT32_T;
+    case DType::kInt64:
+      return MPI_INT64_T;
+    case DType::kFloat16:
+    case DType::kBFloat16:
+      return MPI_UINT16_T;  // moved by MPI, combined by half_ops_
+  }
+  return invalid_argument("unknown dtype " + std::to_string(static_cast<int>(dtype)));
+}
+
+MPI_Op MpiCommunicator::reduce_op(DType dtype, ReduceOp op) const {
+  if (dtype == DType::kFloat16 || dtype == DType::kBFloat16) return half_ops_->op(dtype, op);
+  switch (op) {
+    case ReduceOp::kMin:
+      return MPI_MIN;
+    case ReduceOp::kMax:
+      return MPI_MAX;
+    case ReduceOp::kSum:
+    case ReduceOp::kAvg:
+      break;
+  }
+  return MPI_SUM;  // avg is a sum scaled afterwards
 }
 
 Status MpiCommunicator::check(int rc, std::string_view call) const {
@@ -102,19 +105,19 @@ Status MpiCommunicator::check(int rc, std::string_view call) const {
 }
 
 Status MpiCommunicator::reduce(const void* in, Buffer out, ReduceOp op) {
-  COHORT_ASSIGN_OR_RETURN(MPI_Datatype type, mpi_type(out.dtype));
+  COHORT_ASSIGN_OR_RETURN(MPI_Datatype type, reduce_type(out.dtype));
   COHORT_TRY(check_reduce_op(out.dtype, op));
+  const MPI_Op mpi_op = reduce_op(out.dtype, op);
   const std::size_t elem = dtype_size(out.dtype);
   for (std::size_t done = 0; done < out.count;) {
     const std::size_t n = std::min(kMaxChunk, out.count - done);
     void* dst = static_cast<char*>(out.data) + done * elem;
     const void* src = in == MPI_IN_PLACE ? MPI_IN_PLACE : static_cast<const char*>(in) + done * elem;
-    COHORT_TRY(check(MPI_Allreduce(src, dst, static_cast<int>(n), type, mpi_op(op), comm_), "MPI_Allreduce"));
+    COHORT_TRY(check(MPI_Allreduce(src, dst, static_cast<int>(n), type, mpi_op, comm_), "MPI_Allreduce"));
     done += n;
   }
   if (op == ReduceOp::kAvg) {
-    if (out.dtype == DType::kFloat32) scale<float>(out.data, out.count, 1.0f / static_cast<float>(size_));
-    if (out.dtype == DType::kFloat64) scale<double>(out.data, out.count, 1.0 / static_cast<double>(size_));
+    return kernels::finish_average(out.data, out.count, out.dtype, static_cast<std::size_t>(size_), Device::kHost);
   }
   return {};
 }
@@ -143,6 +146,47 @@ Status MpiCommunicator::broadcast(Buffer buffer, int root) {
     COHORT_TRY(check(MPI_Bcast(static_cast<char*>(buffer.data) + done, static_cast<int>(n), MPI_BYTE, root, comm_),
                      "MPI_Bcast"));
     done += n;
+  }
+  return {};
+}
+
+Status MpiCommunicator::allgather(const Buffer& in, Buffer out) {
+  COHORT_ASSIGN_OR_RETURN(bool in_place, check_gather(in, out, rank_, size_));
+  if (in.bytes() > kMaxChunk) {
+    return invalid_argument("allgather of " + std::to_string(in.bytes()) +
+                            " bytes per rank: the MPI backend takes at most INT_MAX bytes per rank and call; "
+                            "split the buffer");
+  }
+  if (in.count == 0) return {};
+  // Bytes, not typed elements: nothing is combined, so every dtype moves the same way.
+  const int n = static_cast<int>(in.bytes());
+  return check(MPI_Allgather(in_place ? MPI_IN_PLACE : in.data, n, MPI_BYTE, out.data, n, MPI_BYTE, comm_),
+               "MPI_Allgather");
+}
+
+Status MpiCommunicator::reduce_scatter(const Buffer& in, Buffer out, ReduceOp op) {
+  COHORT_ASSIGN_OR_RETURN(bool in_place, check_scatter(in, out, op, rank_, size_));
+  COHORT_ASSIGN_OR_RETURN(MPI_Datatype type, reduce_type(out.dtype));
+  if (out.count > kMaxChunk) {
+    return invalid_argument("reduce_scatter of " + std::to_string(out.count) +
+                            " elements per rank: the MPI backend takes at most INT_MAX per rank and call; "
+                            "split the buffer");
+  }
+  if (out.count == 0) return {};
+  const int n = static_cast<int>(out.count);
+  const MPI_Op mpi_op = reduce_op(out.dtype, op);
+  if (in_place) {
+    // MPI's in-place form leaves the result at the front of the buffer, NCCL's (ours) at this
+    // rank's block: reduce into a scratch block, then copy it there.
+    std::vector<char> block(out.bytes());
+    COHORT_TRY(
+        check(MPI_Reduce_scatter_block(in.data, block.data(), n, type, mpi_op, comm_), "MPI_Reduce_scatter_block"));
+    std::memcpy(out.data, block.data(), block.size());
+  } else {
+    COHORT_TRY(check(MPI_Reduce_scatter_block(in.data, out.data, n, type, mpi_op, comm_), "MPI_Reduce_scatter_block"));
+  }
+  if (op == ReduceOp::kAvg) {
+    return kernels::finish_average(out.data, out.count, out.dtype, static_cast<std::size_t>(size_), Device::kHost);
   }
   return {};
 }

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "cohort/collectives.hpp"
+#include "collectives/mpi_half_ops.hpp"
 
 namespace cohort::detail {
 
@@ -24,18 +25,24 @@ class MpiCommunicator final : public Communicator {
   Status allreduce(Buffer inout, ReduceOp op) override;
   Status allreduce(const Buffer& in, Buffer out, ReduceOp op) override;
   Status broadcast(Buffer buffer, int root) override;
+  Status allgather(const Buffer& in, Buffer out) override;
+  Status reduce_scatter(const Buffer& in, Buffer out, ReduceOp op) override;
   Status barrier() override;
   [[noreturn]] void abort(int exit_code) override;
 
  private:
-  MpiCommunicator(MPI_Comm comm, int rank, int size, bool finalize);
+  MpiCommunicator(MPI_Comm comm, int rank, int size, bool finalize, std::unique_ptr<MpiHalfOps> half_ops);
   Status reduce(const void* in, Buffer out, ReduceOp op);
+  // MPI's type and operation for a reduction of `dtype` with `op` (kAvg: the sum).
+  Result<MPI_Datatype> reduce_type(DType dtype) const;
+  MPI_Op reduce_op(DType dtype, ReduceOp op) const;
   Status check(int rc, std::string_view call) const;
 
   MPI_Comm comm_;
   int rank_;
   int size_;
-  bool finalize_;  // true when this object called MPI_Init and so must call MPI_Finalize
+  bool finalize_;                         // true when this object called MPI_Init and so must call MPI_Finalize
+  std::unique_ptr<MpiHalfOps> half_ops_;  // freed before MPI_Finalize
 };
 
 }  // namespace cohort::detail
