@@ -4,10 +4,11 @@
 // types and operations; fp16 and bf16 through MPI user-defined operations on Cohort's kernels,
 // which accumulate in fp32 and round to nearest even once per element per hop (docs/collectives.md
 // says why and what it measured). The shape (typed buffer views, a Communicator made from a
-// Context, Status on every call) is the one the GPU (NCCL) backend and the asynchronous calls
-// extend.
+// Context, Status on every call) is the one the GPU (NCCL) backend extends. The asynchronous calls
+// (iallreduce, ibroadcast, iallgather) return a Work handle to wait on with a timeout.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -60,6 +61,50 @@ struct Buffer {
   }
 };
 
+// The handle of an asynchronous collective (Communicator::iallreduce, ibroadcast, iallgather).
+// Its buffers belong to the operation until it has completed: do not read or write them before
+// wait() has returned, or done() true (an avg is scaled at completion, so the values are final then).
+// Movable, not copyable; a default-constructed or moved-from Work is empty.
+//
+// A timeout is local: wait() giving up leaves the operation running and the handle usable, so a
+// later wait() can still complete it. MPI cannot cancel a collective, so a Work still pending when
+// it is destroyed is waited on for a short grace (kDestroyGrace), then left behind: MPI may still
+// write its output buffer afterwards, and the job should end (Communicator::abort()).
+// REQUIRES: every Work completes or is destroyed before its Communicator; used from one thread at
+// a time, the Communicator's thread (MPI_THREAD_SERIALIZED).
+class Work {
+ public:
+  class Backend;  // how a backend polls its operation: libcohort/collectives/work_backend.hpp
+
+  static constexpr std::chrono::milliseconds kNoTimeout = std::chrono::milliseconds::max();
+  // How long the destructor waits for a pending operation before leaving it: long enough for a
+  // collective whose peers are already in it to finish, short enough not to stall a rank whose
+  // peers are gone (whose job mpirun ends anyway).
+  static constexpr std::chrono::milliseconds kDestroyGrace{100};
+
+  Work() noexcept;
+  explicit Work(std::unique_ptr<Backend> backend) noexcept;
+  Work(Work&& other) noexcept;
+  Work& operator=(Work&& other) noexcept;  // a pending operation held before is destroyed as by ~Work
+  Work(const Work&) = delete;
+  Work& operator=(const Work&) = delete;
+  ~Work();
+
+  // Waits until the operation completes and returns its Status (the same on every later call), or
+  // returns TimedOut (naming the operation, its size and `timeout`) once `timeout` has passed with
+  // the operation still running. Polls with a backoff from 20 µs up to 1 ms. An empty Work is
+  // FailedPrecondition.
+  Status wait(std::chrono::milliseconds timeout = kNoTimeout);
+  // Polls once (which also moves MPI's progress along): true once the operation has completed
+  // (successfully or not; wait() then returns its Status at once). An empty Work is done.
+  bool done();
+  bool empty() const noexcept { return backend_ == nullptr; }
+
+ private:
+  void reset() noexcept;  // what ~Work does to a held operation
+  std::unique_ptr<Backend> backend_;
+};
+
 class Communicator {
  public:
   // Across ranks this needs an MPI launch (`cohort run`, mpirun); a standalone process is a
@@ -98,6 +143,17 @@ class Communicator {
 
   virtual Status barrier() = 0;
 
+  // Asynchronous forms of allreduce, broadcast and allgather: the same buffers, rules and results,
+  // delivered when the returned Work completes. Invalid arguments, and a failure to start, are
+  // the returned Status; a failure while running is what Work::wait() returns. Every rank must
+  // start the same collectives in the same order (MPI's rule), blocking and asynchronous alike;
+  // their Work may be waited on in any order. A backend without asynchronous calls of its own
+  // (the world of one) runs the blocking call and returns a Work that has already completed.
+  virtual Result<Work> iallreduce(Buffer inout, ReduceOp op);
+  virtual Result<Work> iallreduce(const Buffer& in, Buffer out, ReduceOp op);
+  virtual Result<Work> ibroadcast(Buffer buffer, int root);
+  virtual Result<Work> iallgather(const Buffer& in, Buffer out);
+
   // Ends the whole job now with `exit_code` (MPI_Abort across ranks): the way out of an error
   // on one rank while its peers may be waiting in a collective, where a clean shutdown would
   // wait for them forever.
@@ -111,6 +167,14 @@ class Communicator {
   template <std::ranges::contiguous_range R>
   Status broadcast(R&& buffer, int root) {
     return broadcast(Buffer::of(std::span(buffer)), root);
+  }
+  template <std::ranges::contiguous_range R>
+  Result<Work> iallreduce(R&& inout, ReduceOp op) {
+    return iallreduce(Buffer::of(std::span(inout)), op);
+  }
+  template <std::ranges::contiguous_range R>
+  Result<Work> ibroadcast(R&& buffer, int root) {
+    return ibroadcast(Buffer::of(std::span(buffer)), root);
   }
 };
 

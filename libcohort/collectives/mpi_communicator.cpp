@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "collectives/local_communicator.hpp"
+#include "collectives/mpi_work.hpp"
 #include "kernels/kernels.hpp"
 
 namespace cohort::detail {
@@ -96,12 +97,7 @@ MPI_Op MpiCommunicator::reduce_op(DType dtype, ReduceOp op) const {
 }
 
 Status MpiCommunicator::check(int rc, std::string_view call) const {
-  if (rc == MPI_SUCCESS) return {};
-  char text[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(rc, text, &len);
-  return {Code::kDisconnected, std::string(call) + " failed on rank " + std::to_string(rank_) + ": " +
-                                   std::string(text, static_cast<std::size_t>(len))};
+  return mpi_status(rc, call, rank_);
 }
 
 Status MpiCommunicator::reduce(const void* in, Buffer out, ReduceOp op) {

@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include <memory>
+#include <string>
 
 #include "cohort/collectives.hpp"
 #include "collectives/mpi_half_ops.hpp"
@@ -22,17 +23,25 @@ class MpiCommunicator final : public Communicator {
   int size() const noexcept override { return size_; }
   using Communicator::allreduce;
   using Communicator::broadcast;
+  using Communicator::iallreduce;
+  using Communicator::ibroadcast;
   Status allreduce(Buffer inout, ReduceOp op) override;
   Status allreduce(const Buffer& in, Buffer out, ReduceOp op) override;
   Status broadcast(Buffer buffer, int root) override;
   Status allgather(const Buffer& in, Buffer out) override;
   Status reduce_scatter(const Buffer& in, Buffer out, ReduceOp op) override;
   Status barrier() override;
+  Result<Work> iallreduce(Buffer inout, ReduceOp op) override;
+  Result<Work> iallreduce(const Buffer& in, Buffer out, ReduceOp op) override;
+  Result<Work> ibroadcast(Buffer buffer, int root) override;
+  Result<Work> iallgather(const Buffer& in, Buffer out) override;
   [[noreturn]] void abort(int exit_code) override;
 
  private:
   MpiCommunicator(MPI_Comm comm, int rank, int size, bool finalize, std::unique_ptr<MpiHalfOps> half_ops);
   Status reduce(const void* in, Buffer out, ReduceOp op);
+  Result<Work> start_reduce(const void* in, Buffer out, ReduceOp op);
+  std::string on_rank() const;  // " on rank R of N", for the Work's messages
   // MPI's type and operation for a reduction of `dtype` with `op` (kAvg: the sum).
   Result<MPI_Datatype> reduce_type(DType dtype) const;
   MPI_Op reduce_op(DType dtype, ReduceOp op) const;

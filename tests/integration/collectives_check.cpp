@@ -2,11 +2,13 @@
 // Run it under `cohort run -n N`; it exits 0 when every case matches on this rank, and rank 0
 // prints "collectives check passed: K cases on N ranks".
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cohort/collectives.hpp"
@@ -322,6 +324,156 @@ void check_errors(const cohort::Context& ctx, cohort::Communicator& comm) {
     fail(ctx, "reduce_scatter avg of int64 was accepted");
 }
 
+// --- Asynchronous calls. ---
+
+// iallreduce of `count` elements, in place or not, checked against the same reference as allreduce.
+template <DType D>
+void check_iallreduce(const cohort::Context& ctx, cohort::Communicator& comm, ReduceOp op, std::size_t count,
+                      bool in_place) {
+  using S = typename Elem<D>::S;
+  ++g_cases;
+  std::vector<S> in(count);
+  for (std::size_t i = 0; i < count; ++i)
+    in[i] = value<D>(ctx.rank, i);
+  std::vector<S> out(count, S{});
+  const std::string name = "iallreduce " + std::string(cohort::dtype_name(D)) + " " +
+                           std::string(cohort::reduce_op_name(op)) + " count " + std::to_string(count) +
+                           (in_place ? " in place" : " out of place");
+  auto work = in_place ? comm.iallreduce(buffer<D>(in), op) : comm.iallreduce(buffer<D>(in), buffer<D>(out), op);
+  if (!work.ok()) return fail(ctx, name + ": " + work.status().to_string());
+  cohort::Status s = work->wait(std::chrono::seconds(60));
+  if (!s.ok()) return fail(ctx, name + ": " + s.to_string());
+  if (!work->done()) return fail(ctx, name + ": not done() after wait() returned OK");
+  if (!work->wait(std::chrono::milliseconds(0)).ok()) return fail(ctx, name + ": a second wait() is not OK");
+  const std::vector<S>& got = in_place ? in : out;
+  for (std::size_t i = 0; i < count; ++i) {
+    const S want = expected<D>(op, ctx.world_size, i);
+    if (!same<D>(got[i], want))
+      return fail(ctx, name + ": element " + std::to_string(i) + " is " + show<D>(got[i]) + ", want " + show<D>(want));
+  }
+}
+
+// Several operations outstanding at once (every rank starts them in the same order), waited on in
+// reverse order; then done() polled until it turns true.
+void check_async_outstanding(const cohort::Context& ctx, cohort::Communicator& comm) {
+  ++g_cases;
+  const auto world = static_cast<std::size_t>(ctx.world_size);
+  const auto rank = static_cast<std::size_t>(ctx.rank);
+  const std::size_t n = 5000;
+  std::vector<float> sum(n);
+  std::vector<std::uint16_t> avg(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    sum[i] = value<DType::kFloat32>(ctx.rank, i);
+    avg[i] = value<DType::kBFloat16>(ctx.rank, i);
+  }
+  std::vector<double> bcast(n, ctx.rank == 0 ? 7.25 : -1.0);
+  std::vector<std::int64_t> mine(3, static_cast<std::int64_t>(rank) * 10);
+  std::vector<std::int64_t> gathered(3 * world, -1);
+
+  std::vector<cohort::Work> works;
+  auto start = [&](cohort::Result<cohort::Work> w, const char* what) {
+    if (!w.ok()) return fail(ctx, std::string("outstanding ") + what + ": " + w.status().to_string());
+    works.push_back(std::move(w).value());
+  };
+  start(comm.iallreduce(std::span<float>(sum), ReduceOp::kSum), "iallreduce fp32 sum");
+  start(comm.iallreduce(buffer<DType::kBFloat16>(avg), ReduceOp::kAvg), "iallreduce bf16 avg");
+  start(comm.ibroadcast(std::span<double>(bcast), 0), "ibroadcast");
+  start(comm.iallgather(cohort::Buffer::of(std::span<std::int64_t>(mine)),
+                        cohort::Buffer::of(std::span<std::int64_t>(gathered))),
+        "iallgather");
+  if (works.size() != 4) return;
+  for (auto it = works.rbegin(); it != works.rend(); ++it) {
+    cohort::Status s = it->wait(std::chrono::seconds(60));
+    if (!s.ok()) return fail(ctx, "outstanding, waited in reverse: " + s.to_string());
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!same<DType::kFloat32>(sum[i], expected<DType::kFloat32>(ReduceOp::kSum, ctx.world_size, i)))
+      return fail(ctx, "outstanding iallreduce fp32 sum: element " + std::to_string(i) + " is " +
+                           show<DType::kFloat32>(sum[i]));
+    if (!same<DType::kBFloat16>(avg[i], expected<DType::kBFloat16>(ReduceOp::kAvg, ctx.world_size, i)))
+      return fail(ctx, "outstanding iallreduce bf16 avg: element " + std::to_string(i) + " is " +
+                           show<DType::kBFloat16>(avg[i]));
+    if (bcast[i] != 7.25) return fail(ctx, "outstanding ibroadcast delivered " + std::to_string(bcast[i]));
+  }
+  for (std::size_t j = 0; j < gathered.size(); ++j) {
+    if (gathered[j] != static_cast<std::int64_t>(j / 3) * 10)
+      return fail(ctx, "outstanding iallgather: element " + std::to_string(j) + " is " + std::to_string(gathered[j]));
+  }
+
+  // done() turns true by itself (each call polls MPI, which moves the operation along).
+  ++g_cases;
+  auto w = comm.iallreduce(std::span<float>(sum), ReduceOp::kMax);
+  if (!w.ok()) return fail(ctx, "done(): " + w.status().to_string());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!w->done()) {
+    if (std::chrono::steady_clock::now() > deadline) return fail(ctx, "done() still false after 30 s");
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  cohort::Status s = w->wait(std::chrono::milliseconds(0));
+  if (!s.ok()) return fail(ctx, "wait(0) after done(): " + s.to_string());
+
+  // Moved-from and empty handles.
+  ++g_cases;
+  cohort::Work moved = std::move(*w);
+  if (!w->empty() || !w->done() || w->wait().code() != cohort::Code::kFailedPrecondition)
+    fail(ctx, "a moved-from Work is not empty, done, and FailedPrecondition on wait()");
+  if (!moved.wait(std::chrono::milliseconds(0)).ok()) fail(ctx, "a moved-to Work lost its completed status");
+  if (comm.ibroadcast(std::span<double>(bcast), ctx.world_size).status().code() != cohort::Code::kInvalidArgument)
+    fail(ctx, "ibroadcast from a rank outside the world was accepted");
+  std::vector<std::int32_t> ints(4, 1);
+  if (comm.iallreduce(std::span<std::int32_t>(ints), ReduceOp::kAvg).status().code() != cohort::Code::kInvalidArgument)
+    fail(ctx, "iallreduce avg of int32 was accepted");
+}
+
+// Rank 1 joins an iallreduce ~300 ms late: rank 0's wait with a 50 ms timeout is TimedOut, and a
+// second wait on the same handle completes it.
+void check_async_timeout(const cohort::Context& ctx, cohort::Communicator& comm) {
+  if (ctx.world_size < 2) return;
+  ++g_cases;
+  if (!comm.barrier().ok()) return fail(ctx, "timeout case: barrier");
+  std::vector<float> v(1000);
+  for (std::size_t i = 0; i < v.size(); ++i)
+    v[i] = value<DType::kFloat32>(ctx.rank, i);
+  if (ctx.rank == 1) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto work = comm.iallreduce(std::span<float>(v), ReduceOp::kSum);
+  if (!work.ok()) return fail(ctx, "timeout case: " + work.status().to_string());
+  if (ctx.rank == 0) {
+    const auto t0 = std::chrono::steady_clock::now();
+    cohort::Status s = work->wait(std::chrono::milliseconds(50));
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    if (s.code() != cohort::Code::kTimedOut) {
+      fail(ctx, "wait(50 ms) on an iallreduce that rank 1 joins 300 ms late: want TimedOut, got " + s.to_string());
+    } else {
+      const std::string& m = s.message();
+      if (m.find("iallreduce sum of 1000 fp32") == std::string::npos || m.find("50 ms") == std::string::npos)
+        fail(ctx, "the TimedOut message does not name the operation, its size and the timeout: " + m);
+    }
+    if (waited < std::chrono::milliseconds(50) || waited > std::chrono::milliseconds(250))
+      fail(ctx, "wait(50 ms) returned after " +
+                    std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()) + " ms");
+  }
+  cohort::Status s = work->wait();
+  if (!s.ok()) return fail(ctx, "wait() after a timeout: " + s.to_string());
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (!same<DType::kFloat32>(v[i], expected<DType::kFloat32>(ReduceOp::kSum, ctx.world_size, i)))
+      return fail(ctx, "wait() after a timeout: element " + std::to_string(i) + " is " + show<DType::kFloat32>(v[i]));
+  }
+}
+
+void check_async(const cohort::Context& ctx, cohort::Communicator& comm) {
+  for (ReduceOp op : {ReduceOp::kSum, ReduceOp::kAvg}) {
+    for (std::size_t count : {std::size_t{0}, std::size_t{1}, std::size_t{4099}, std::size_t{1} << 18}) {
+      for (bool in_place : {true, false}) {
+        check_iallreduce<DType::kFloat32>(ctx, comm, op, count, in_place);
+        check_iallreduce<DType::kBFloat16>(ctx, comm, op, count, in_place);
+      }
+    }
+  }
+  check_iallreduce<DType::kFloat16>(ctx, comm, ReduceOp::kAvg, 4099, false);
+  check_async_outstanding(ctx, comm);
+  check_async_timeout(ctx, comm);
+}
+
 }  // namespace
 
 int main() {
@@ -343,6 +495,7 @@ int main() {
   check_dtype<DType::kBFloat16>(*ctx, **comm);
   check_broadcast(*ctx, **comm);
   check_errors(*ctx, **comm);
+  check_async(*ctx, **comm);
   if (!(*comm)->barrier().ok()) fail(*ctx, "barrier");
   // Every rank learns whether any rank failed, so the job's status is the same everywhere.
   std::int64_t failures = g_failures;
