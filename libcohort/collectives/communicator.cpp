@@ -5,57 +5,20 @@
 #include "cohort/collectives.hpp"
 #include "collectives/local_communicator.hpp"
 #include "collectives/mpi_communicator.hpp"
+#include "kernels/kernels.hpp"
+#include "kernels/type_switch.hpp"
 
 namespace cohort {
 
+// The kernels room owns the dtype and op tables; the public names are the same functions.
 std::size_t dtype_size(DType dtype) noexcept {
-  switch (dtype) {
-    case DType::kFloat32:
-      return 4;
-    case DType::kFloat64:
-      return 8;
-    case DType::kFloat16:
-      return 2;
-    case DType::kBFloat16:
-      return 2;
-    case DType::kInt32:
-      return 4;
-    case DType::kInt64:
-      return 8;
-  }
-  return 0;
+  return kernels::element_size(dtype);
 }
-
 std::string_view dtype_name(DType dtype) noexcept {
-  switch (dtype) {
-    case DType::kFloat32:
-      return "fp32";
-    case DType::kFloat64:
-      return "fp64";
-    case DType::kFloat16:
-      return "fp16";
-    case DType::kBFloat16:
-      return "bf16";
-    case DType::kInt32:
-      return "int32";
-    case DType::kInt64:
-      return "int64";
-  }
-  return "unknown";
+  return kernels::type_label(dtype);
 }
-
 std::string_view reduce_op_name(ReduceOp op) noexcept {
-  switch (op) {
-    case ReduceOp::kSum:
-      return "sum";
-    case ReduceOp::kAvg:
-      return "avg";
-    case ReduceOp::kMin:
-      return "min";
-    case ReduceOp::kMax:
-      return "max";
-  }
-  return "unknown";
+  return kernels::op_label(op);
 }
 
 Result<std::unique_ptr<Communicator>> Communicator::create(const Context& ctx) {
