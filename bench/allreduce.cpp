@@ -11,8 +11,6 @@
 // busbw = algbw × 2(n−1)/n. --check compares Cohort's result bit for bit with a reference: every
 // rank sends small integers whose partial sums stay exact in every dtype, so the exact result does
 // not depend on the order MPI combines ranks in.
-#define OMPI_SKIP_MPICXX 1
-#define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
 #include <CLI/CLI.hpp>

@@ -12,8 +12,6 @@
 // Inputs are zeros: the reductions' speed does not depend on the values (zeros also keep repeated
 // in-place sums away from infinities and subnormals); tests/integration/fusion_check.cpp checks the
 // results.
-#define OMPI_SKIP_MPICXX 1
-#define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
 #include <CLI/CLI.hpp>
