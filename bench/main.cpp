@@ -8,6 +8,7 @@ int bench_checkpoint(int argc, char** argv);
 int bench_kernels(int argc, char** argv);
 int bench_allreduce(int argc, char** argv);
 int bench_fusion(int argc, char** argv);
+int bench_manager(int argc, char** argv);
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "launch") == 0) return bench_launch(argc - 1, argv + 1);
@@ -15,6 +16,7 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "kernels") == 0) return bench_kernels(argc - 1, argv + 1);
   if (argc >= 2 && std::strcmp(argv[1], "allreduce") == 0) return bench_allreduce(argc - 1, argv + 1);
   if (argc >= 2 && std::strcmp(argv[1], "fusion") == 0) return bench_fusion(argc - 1, argv + 1);
+  if (argc >= 2 && std::strcmp(argv[1], "manager") == 0) return bench_manager(argc - 1, argv + 1);
   std::fprintf(stderr,
                "usage: cohort-bench BENCHMARK [OPTIONS]\n"
                "benchmarks:\n"
@@ -24,6 +26,7 @@ int main(int argc, char** argv) {
                "  allreduce    libcohort allreduce busbw against MPI_Allreduce (bf16/fp16: an MPI user op); run under "
                "cohort run\n"
                "  fusion       K small allreduces: separate, fused (FusionBuffer), one large; run under cohort run\n"
+               "  manager      N simulated runners heartbeating at 1 Hz against a real cohort-manager\n"
                "run `cohort-bench BENCHMARK --help` for its options\n");
   return 2;
 }

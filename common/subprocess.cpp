@@ -29,6 +29,14 @@ void close_fd(int& fd) {
   _exit(127);
 }
 
+// In the child: `target_fd` appends to `path`.
+void redirect_to_file(int report_fd, const std::string& path, int target_fd) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) child_fail(report_fd, "open " + path + ": " + std::strerror(errno));
+  if (dup2(fd, target_fd) < 0) child_fail(report_fd, "dup2 " + path + " failed");
+  ::close(fd);
+}
+
 [[noreturn]] void run_child(const SpawnOptions& o, pid_t parent, int report_fd, int out_w, int err_w) {
   if (o.parent_death_signal != 0) {
     prctl(PR_SET_PDEATHSIG, o.parent_death_signal);
@@ -37,6 +45,11 @@ void close_fd(int& fd) {
   if (o.new_process_group) setpgid(0, 0);
   if (out_w >= 0 && dup2(out_w, STDOUT_FILENO) < 0) child_fail(report_fd, "dup2 stdout failed");
   if (err_w >= 0 && dup2(err_w, STDERR_FILENO) < 0) child_fail(report_fd, "dup2 stderr failed");
+  if (out_w < 0 && !o.stdout_file.empty()) redirect_to_file(report_fd, o.stdout_file, STDOUT_FILENO);
+  if (err_w < 0 && !o.stderr_file.empty()) redirect_to_file(report_fd, o.stderr_file, STDERR_FILENO);
+  if (!o.working_directory.empty() && chdir(o.working_directory.c_str()) != 0) {
+    child_fail(report_fd, "chdir " + o.working_directory + ": " + std::strerror(errno));
+  }
   // A parent that blocks signals for its own handling must not pass the mask on.
   sigset_t none;
   sigemptyset(&none);

@@ -29,6 +29,12 @@ struct SpawnOptions {
   bool capture_stdout = false;  // else inherited
   bool capture_stderr = false;
   bool new_process_group = false;
+  // The child's working directory; "" keeps the parent's.
+  std::string working_directory;
+  // Appends the child's stdout / stderr to these files (created 0644) instead of inheriting them;
+  // "" keeps the default. Ignored for a stream that is captured. Both may name the same file.
+  std::string stdout_file;
+  std::string stderr_file;
 };
 
 class Subprocess {

@@ -1,4 +1,5 @@
-// cohort: the user's command line. `cohort run` runs a job on this machine with no manager.
+// cohort: the user's command line. `cohort run` runs a job on this machine with no manager; the
+// `cluster`, `job` and `node` verbs talk to a manager. This file only wires subcommands.
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -6,8 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "cli_common.hpp"
+#include "cluster_commands.hpp"
 #include "cohort/log.hpp"
+#include "job_commands.hpp"
+#include "node_commands.hpp"
 #include "run_command.hpp"
+#include "up_command.hpp"
 
 namespace {
 
@@ -24,6 +30,10 @@ int main(int argc, char** argv) {
   CLI::App app{"Cohort: distributed training jobs on CPU and GPU clusters"};
   app.set_version_flag("--version", std::string("cohort ") + COHORT_VERSION);
   app.require_subcommand(1);
+  // Every error a user reads starts with "cohort: ", usage errors included.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "cohort: " + std::string(e.what()) + "\nRun with --help for more information.\n";
+  });
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (also COHORT_LOG_LEVEL)")
       ->envname("COHORT_LOG_LEVEL");
@@ -39,6 +49,13 @@ int main(int argc, char** argv) {
   // Everything from PROGRAM on belongs to the job, its own flags included.
   run->prefix_command();
   run->footer("Exit status: 0, or the first failing rank's exit code (128 + signal when it was killed).");
+
+  // The manager verbs: each registers its leaf subcommands and what runs for them.
+  cohort::cli::Commands commands;
+  cohort::cli::add_cluster_commands(app, commands);
+  cohort::cli::add_job_commands(app, commands);
+  cohort::cli::add_node_commands(app, commands);
+  cohort::cli::add_up_down_commands(app, commands);
 
   // CLI11 rejects what follows `--` in a subcommand, so the job's own command line is split off
   // here: everything after the first `--` belongs to PROGRAM.
@@ -66,6 +83,13 @@ int main(int argc, char** argv) {
     run_opts.program.insert(run_opts.program.end(), after_dashes.begin(), after_dashes.end());
     run_opts.log_level = log_level;
     return cohort::run_job(std::move(run_opts));
+  }
+  for (const auto& command : commands) {
+    if (!command.app->parsed()) continue;
+    if (!after_dashes.empty()) {
+      return cohort::cli::usage_fail(cohort::invalid_argument("`--` belongs to `cohort run` only; remove it"));
+    }
+    return command.run();
   }
   return 2;
 }

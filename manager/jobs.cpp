@@ -1,0 +1,317 @@
+// Jobs and their attempts: submission, the attempt's state from its runners' reports, the end of
+// an attempt and what follows it (success, a requeue within its retry budget, or failure).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+
+#include "cohort/log.hpp"
+#include "manager.hpp"
+#include "rpc.hpp"
+
+namespace cohort::manager {
+
+namespace {
+
+bool attempt_ended(const v1::Attempt& a) {
+  return a.ended_ms() != 0;
+}
+
+double seconds(std::int64_t from_ms, std::int64_t to_ms) {
+  return from_ms > 0 && to_ms >= from_ms ? static_cast<double>(to_ms - from_ms) / 1000.0 : 0.0;
+}
+
+// The snapshot is on disk and durable before the job id is given out.
+Status write_durably(const std::filesystem::path& path, const std::string& bytes) {
+  std::filesystem::create_directories(path.parent_path());
+  const std::string tmp = path.string() + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return errno_status("open", errno, tmp);
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return errno_status("write", err, tmp);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return errno_status("fsync", err, tmp);
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return errno_status("rename", errno, path.string());
+  const int dir = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
+  }
+  return {};
+}
+
+std::string describe_failure(const v1::RankFailure& f) {
+  std::string s = "node " + f.node();
+  if (!f.host().empty() && f.host() != f.node()) s += " (" + f.host() + ")";
+  return s + ": " + f.cause();
+}
+
+}  // namespace
+
+std::filesystem::path Manager::code_path(const std::string& job) const {
+  return options_.state_dir / "code" / (job + ".tar.gz");
+}
+
+std::filesystem::path Manager::log_dir(const std::string& job, int attempt) const {
+  return options_.state_dir / "logs" / job / std::to_string(attempt);
+}
+
+Result<v1::Job> Manager::submit_job(const v1::SubmitJobRequest& request) {
+  std::string spec_json;
+  COHORT_ASSIGN_OR_RETURN(JobPlan plan, plan_from_yaml(request.spec_yaml(), spec_json));
+  const std::string cluster_name = request.cluster().empty() ? plan.cluster : request.cluster();
+  if (cluster_name.empty()) return invalid_argument("job spec: compute: no cluster named; set it or pass --cluster");
+  if (plan.has_code && request.code_tar_gz().empty()) {
+    return invalid_argument(
+        "job spec: code: the spec names a code directory but no snapshot came with it "
+        "(submit with `cohort job submit`, which snapshots it)");
+  }
+  std::lock_guard lock(mu_);
+  const v1::Cluster* cluster = find_cluster(cluster_name);
+  if (!cluster) {
+    return Status(Code::kNotFound, "job spec: compute: no cluster " + cluster_name +
+                                       " (`cohort cluster list` shows them; `cohort cluster create` makes one)");
+  }
+  if (plan.instance_count > cluster->spec().max_nodes()) {
+    return invalid_argument("job spec: resources.instance_count: the job needs " + std::to_string(plan.instance_count) +
+                            " nodes but cluster " + cluster_name + " has max_nodes " +
+                            std::to_string(cluster->spec().max_nodes()) +
+                            ", so it could never start (`cohort cluster " + "update " + cluster_name + " --max-nodes " +
+                            std::to_string(plan.instance_count) + "`)");
+  }
+  if (plan.gpus_per_instance > cluster->size().gpus()) {
+    return invalid_argument("job spec: resources.gpus_per_instance: the job needs " +
+                            std::to_string(plan.gpus_per_instance) + " GPU(s) per node but cluster " + cluster_name +
+                            "'s size " + cluster->size().name() + " has " + std::to_string(cluster->size().gpus()) +
+                            ", so it could never start");
+  }
+  COHORT_ASSIGN_OR_RETURN(const std::int64_t number, store_->next_counter("job"));
+  JobEntry entry;
+  entry.plan = plan;
+  entry.sequence = number;
+  v1::Job& job = entry.job;
+  job.set_id((plan.name.empty() ? std::string("job") : plan.name) + "-" + std::to_string(number));
+  job.set_name(plan.name);
+  job.set_cluster(cluster_name);
+  job.set_state("queued");
+  job.set_priority(plan.priority);
+  job.set_instance_count(plan.instance_count);
+  job.set_spec_yaml(request.spec_yaml());
+  job.set_spec_json(spec_json);
+  job.set_submitted_ms(now());
+  job.set_message("waiting for " + std::to_string(plan.instance_count) + " node(s) of " + cluster_name);
+  if (!request.code_tar_gz().empty()) {
+    COHORT_TRY(write_durably(code_path(job.id()), request.code_tar_gz()).with_context("storing the code snapshot"));
+    job.set_code_digest(rpc::sha256_hex(request.code_tar_gz()));
+  }
+  COHORT_TRY(store_->put_job({job, entry.sequence}));
+  event(cluster_name, "", job.id(), "job_submitted",
+        "job " + job.id() + " queued: " + std::to_string(plan.instance_count) + " node(s), distribution " +
+            plan.distribution);
+  v1::Job out = job;
+  jobs_[job.id()] = std::move(entry);
+  return out;
+}
+
+Result<v1::Job> Manager::get_job(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return Status(Code::kNotFound, "no job " + id + " (`cohort job list` shows them)");
+  return it->second.job;
+}
+
+bool Manager::job_finished(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto it = jobs_.find(id);
+  return it == jobs_.end() || it->second.job.ended_ms() != 0;
+}
+
+std::vector<v1::Job> Manager::list_jobs(const v1::ListJobsRequest& request) {
+  std::lock_guard lock(mu_);
+  std::vector<const JobEntry*> matching;
+  for (const auto& [id, e] : jobs_) {
+    if (!request.cluster().empty() && e.job.cluster() != request.cluster()) continue;
+    if (!request.state().empty() && e.job.state() != request.state()) continue;
+    matching.push_back(&e);
+  }
+  std::sort(matching.begin(), matching.end(), [](auto* a, auto* b) { return a->sequence > b->sequence; });
+  const std::size_t limit = request.limit() > 0 ? static_cast<std::size_t>(request.limit()) : 100;
+  std::vector<v1::Job> out;
+  for (std::size_t i = 0; i < matching.size() && i < limit; ++i) {
+    v1::Job j = matching[i]->job;
+    j.clear_spec_yaml();  // lists stay small; `cohort job show` has everything
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+Result<v1::Job> Manager::cancel_job(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return Status(Code::kNotFound, "no job " + id);
+  JobEntry& e = it->second;
+  if (e.job.ended_ms() != 0) return e.job;  // already over: canceling twice is not an error
+  if (current_attempt(e)) {
+    end_attempt(e, "canceled", "canceled by a user");
+  } else {
+    e.job.set_state("canceled");
+    e.job.set_ended_ms(now());
+    e.job.set_message("canceled by a user while queued");
+    save_job(e);
+    event(e.job.cluster(), "", id, "job_ended", "job " + id + " canceled while queued");
+  }
+  return e.job;
+}
+
+v1::Attempt* Manager::current_attempt(JobEntry& e) {
+  if (e.job.attempts_size() == 0) return nullptr;
+  v1::Attempt* a = e.job.mutable_attempts(e.job.attempts_size() - 1);
+  return attempt_ended(*a) ? nullptr : a;
+}
+
+void Manager::end_attempt(JobEntry& e, const std::string& reason, const std::string& message) {
+  v1::Attempt* a = current_attempt(e);
+  if (!a) return;
+  const std::int64_t t = now();
+  a->set_state(reason == "succeeded" ? "succeeded" : reason == "canceled" ? "canceled" : "failed");
+  a->set_end_reason(reason);
+  a->set_message(message);
+  a->set_ended_ms(t);
+  a->mutable_timings()->set_run_s(seconds(a->started_ms(), t));
+  const std::string id = e.job.id();
+  const std::string n = std::to_string(a->number());
+  event(e.job.cluster(), "", id, "attempt_ended", "job " + id + " attempt " + n + " " + reason + ": " + message);
+
+  bool retry = false;
+  std::string budget;
+  if (reason == "user_error") {
+    retry = ++e.user_failures <= e.plan.retries_user_error;
+    budget = "user_error " + std::to_string(e.user_failures) + "/" + std::to_string(e.plan.retries_user_error);
+  } else if (reason == "node_lost" || reason == "hung") {
+    retry = ++e.infra_failures <= e.plan.retries_infrastructure;
+    budget = "infrastructure " + std::to_string(e.infra_failures) + "/" + std::to_string(e.plan.retries_infrastructure);
+  }
+  if (reason == "succeeded") {
+    e.job.set_state("succeeded");
+    e.job.set_message("succeeded on attempt " + n);
+  } else if (reason == "canceled") {
+    e.job.set_state("canceled");
+    e.job.set_message(message);
+  } else if (retry) {
+    e.job.set_state("queued");
+    e.job.set_message("attempt " + n + " " + reason + " (" + message + "); requeued, retries used: " + budget);
+  } else {
+    e.job.set_state("failed");
+    e.job.set_message("attempt " + n + " " + reason + ": " + message +
+                      (budget.empty() ? "" : " (no retries left: " + budget + ")"));
+  }
+  if (e.job.state() != "queued") {
+    e.job.set_ended_ms(t);
+    event(e.job.cluster(), "", id, "job_ended", "job " + id + " " + e.job.state() + ": " + e.job.message());
+  }
+  save_job(e);
+}
+
+void Manager::evaluate_attempt(JobEntry& e) {
+  v1::Attempt* a = current_attempt(e);
+  if (!a) return;
+  bool changed = false;
+  int reported = 0, succeeded = 0;
+  const v1::TaskStatus* first_failure = nullptr;
+  std::string failed_node;
+  std::int64_t first_started = 0, last_step = a->last_step(), first_progress = 0;
+  for (const auto& node : a->nodes()) {
+    auto it = e.tasks.find(node);
+    if (it == e.tasks.end()) continue;
+    const v1::TaskStatus& t = it->second;
+    ++reported;
+    if (t.started_ms() > 0 && (first_started == 0 || t.started_ms() < first_started)) first_started = t.started_ms();
+    if (t.last_step() > last_step) last_step = t.last_step();
+    if (t.last_progress_ms() > 0 && (first_progress == 0 || t.last_progress_ms() < first_progress)) {
+      first_progress = t.last_progress_ms();
+    }
+    if (t.state() != "exited") continue;
+    if (t.exit_code() == 0 && t.signal() == 0) {
+      ++succeeded;
+    } else if (!first_failure || t.exited_ms() < first_failure->exited_ms()) {
+      first_failure = &t;
+      failed_node = node;
+    }
+  }
+  if (last_step != a->last_step()) {
+    a->set_last_step(last_step);
+    changed = true;
+  }
+  if (first_progress > 0 && a->timings().first_progress_s() == 0 && a->started_ms() > 0) {
+    a->mutable_timings()->set_first_progress_s(seconds(a->started_ms(), first_progress));
+    changed = true;
+  }
+  if (a->state() == "provisioning" && reported == a->nodes_size()) {
+    a->set_state("running");
+    a->set_started_ms(now());
+    a->mutable_timings()->set_provisioning_s(seconds(a->created_ms(), a->started_ms()));
+    a->mutable_timings()->set_launch_s(seconds(a->created_ms(), first_started));
+    e.job.set_state("running");
+    e.job.set_message("running attempt " + std::to_string(a->number()) + " on " + std::to_string(a->nodes_size()) +
+                      " node(s)");
+    changed = true;
+  }
+  if (first_failure) {
+    v1::RankFailure* f = a->mutable_first_failure();
+    f->set_node(failed_node);
+    auto n = nodes_.find(failed_node);
+    f->set_host(n != nodes_.end() ? n->second.node.hostname() : "");
+    f->set_exit_code(first_failure->exit_code());
+    f->set_signal(first_failure->signal());
+    f->set_cause(first_failure->cause().empty() ? "exited with code " + std::to_string(first_failure->exit_code())
+                                                : first_failure->cause());
+    f->set_rank(-1);
+    for (int i = 0; i < a->nodes_size(); ++i) {
+      if (a->nodes(i) == failed_node) f->set_rank(i);
+    }
+    end_attempt(e, "user_error", describe_failure(*f));
+    return;
+  }
+  if (succeeded == a->nodes_size()) {
+    end_attempt(e, "succeeded", "every node's processes exited with code 0");
+    return;
+  }
+  if (changed) save_job(e);
+}
+
+v1::Assignment Manager::assignment_for(const JobEntry& e, const v1::Attempt& a, int node_rank) {
+  v1::Assignment as;
+  as.set_job(e.job.id());
+  as.set_attempt(a.number());
+  as.set_node_rank(node_rank);
+  as.set_num_nodes(a.nodes_size());
+  for (const auto& n : a.nodes()) {
+    auto it = nodes_.find(n);
+    as.add_node_addresses(it != nodes_.end() ? it->second.node.address() : "");
+  }
+  as.set_command(e.plan.command);
+  for (const auto& [k, v] : e.plan.environment)
+    (*as.mutable_environment())[k] = v;
+  as.set_processes_per_node(e.plan.processes_per_node);
+  as.set_distribution(e.plan.distribution);
+  as.set_has_code(!e.job.code_digest().empty());
+  as.set_code_digest(e.job.code_digest());
+  // limits.timeout is the manager's to enforce (enforce_job_limits), so it ends as timed_out.
+  return as;
+}
+
+}  // namespace cohort::manager

@@ -1,0 +1,146 @@
+// The node providers: `local` starts runners as processes of this machine, `exec` runs the
+// user's create and delete scripts, `static` waits for runners that register themselves.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "config.hpp"
+#include "daemon.hpp"
+#include "provider.hpp"
+#include "subprocess.hpp"
+
+namespace cohort::manager {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// Runners must outlive the manager (a restarted manager finds them still running their jobs),
+// so they are started in a session of their own, with no parent-death signal, and reaped by a
+// thread while this manager lives.
+class LocalProvider final : public NodeProvider {
+ public:
+  explicit LocalProvider(ProviderContext context) : c_(std::move(context)) {}
+
+  Status create(const v1::ClusterSpec& cluster, const std::string& node) override {
+    const auto dir = node_dir(node);
+    std::error_code ec;
+    std::filesystem::create_directories(dir / "work", ec);
+    if (ec) return Status(Code::kIoError, "cannot create " + dir.string() + ": " + ec.message());
+    auto spawned = spawn_detached(
+        {c_.runner_binary.string(), "--manager", c_.runner_manager_address, "--cluster", cluster.name(), "--node-name",
+         node, "--join-token-file", c_.join_token_file.string(), "--work-dir", (dir / "work").string()},
+        dir / "runner.log");
+    if (!spawned.ok()) return spawned.status();
+    const pid_t pid = *spawned;
+    std::ofstream(dir / "runner.pid") << pid << "\n";
+    std::thread([pid] {
+      int status = 0;
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+    }).detach();
+    return {};
+  }
+
+  Status remove(const v1::ClusterSpec&, const std::string& node) override {
+    const pid_t pid = read_pid_file(node_dir(node) / "runner.pid");
+    if (pid <= 1) return {};  // never started, or already cleaned up
+    // The pid may be reused once the runner is gone: only signal a process that is our runner.
+    if (!is_runner(pid, node)) return {};
+    ::kill(pid, SIGTERM);  // the runner stops its job's processes with their grace, then exits
+    const auto grace = config::get(config::kStopGrace) + 2s;
+    std::thread([pid, node, grace] {
+      const auto deadline = std::chrono::steady_clock::now() + grace;
+      while (std::chrono::steady_clock::now() < deadline && is_runner(pid, node))
+        std::this_thread::sleep_for(50ms);
+      if (is_runner(pid, node)) ::kill(pid, SIGKILL);
+    }).detach();
+    return {};
+  }
+
+ private:
+  std::filesystem::path node_dir(const std::string& node) const { return c_.state_dir / "nodes" / node; }
+
+  // A runner's command line holds its node name as a separate argument.
+  static bool is_runner(pid_t pid, const std::string& node) {
+    return process_matches(pid, {"cohort-runner", std::string(1, '\0') + node + std::string(1, '\0')});
+  }
+
+  ProviderContext c_;
+};
+
+// Runs the cluster's scripts in the background, as Slurm runs ResumeProgram: the node's
+// registration tells the manager it worked; a failing script is reported as an event.
+class ExecProvider final : public NodeProvider {
+ public:
+  explicit ExecProvider(ProviderContext context) : c_(std::move(context)) {}
+
+  Status create(const v1::ClusterSpec& cluster, const std::string& node) override {
+    run(cluster, node, cluster.exec().create_command(), "create");
+    return {};
+  }
+  Status remove(const v1::ClusterSpec& cluster, const std::string& node) override {
+    run(cluster, node, cluster.exec().delete_command(), "delete");
+    return {};
+  }
+
+ private:
+  void run(const v1::ClusterSpec& cluster, const std::string& node, const std::string& command,
+           const std::string& what) {
+    std::string token;
+    std::ifstream(c_.join_token_file) >> token;
+    SpawnOptions o;
+    o.argv = {"/bin/sh", "-c", command};
+    o.env = {{"COHORT_NODE_NAME", node},
+             {"COHORT_CLUSTER", cluster.name()},
+             {"COHORT_VM_SIZE", cluster.vm_size()},
+             {"COHORT_VM_PRIORITY", cluster.vm_priority()},
+             {"COHORT_MANAGER", c_.public_address},
+             {"COHORT_JOIN_TOKEN", token}};
+    o.parent_death_signal = 0;
+    o.capture_stdout = true;
+    o.capture_stderr = true;
+    auto report = c_.report;
+    const auto timeout = config::get(config::kProvisioningTimeout);
+    std::thread([o = std::move(o), report, cluster = cluster.name(), node, what, timeout] {
+      auto r = run_captured(o, timeout);
+      std::string failure;
+      if (!r.ok()) {
+        failure = r.status().to_string();
+      } else if (r->timed_out) {
+        failure = "timed out";
+      } else if (!r->status.success()) {
+        failure = r->status.describe() + ": " + r->err.substr(r->err.size() > 400 ? r->err.size() - 400 : 0);
+      }
+      if (!failure.empty() && report)
+        report(cluster, node, "exec provider " + what + " script for " + node + ": " + failure);
+    }).detach();
+  }
+
+  ProviderContext c_;
+};
+
+class StaticProvider final : public NodeProvider {
+ public:
+  Status create(const v1::ClusterSpec& cluster, const std::string&) override {
+    return failed_precondition("cluster " + cluster.name() + " is static: its nodes register themselves");
+  }
+  Status remove(const v1::ClusterSpec&, const std::string&) override { return {}; }
+  bool can_scale() const override { return false; }
+};
+
+}  // namespace
+
+Result<std::unique_ptr<NodeProvider>> make_provider(const std::string& name, const ProviderContext& context) {
+  if (name == "local") return std::unique_ptr<NodeProvider>(new LocalProvider(context));
+  if (name == "exec") return std::unique_ptr<NodeProvider>(new ExecProvider(context));
+  if (name == "static") return std::unique_ptr<NodeProvider>(new StaticProvider());
+  return invalid_argument("provider \"" + name + "\": expected local, static or exec");
+}
+
+}  // namespace cohort::manager

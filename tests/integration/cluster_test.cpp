@@ -1,0 +1,281 @@
+// The cluster end to end with real processes: `cohort up` starts a real manager, the local
+// provider starts real runners, jobs run as real processes, and the faults are real (kill -9 of
+// the manager, of a runner). Every wait is bounded; `cohort down` and a sweep of this test's
+// processes run even when an assertion fails.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cohort/v1/cohort.grpc.pb.h"
+#include "rpc.hpp"
+#include "test_support.hpp"
+
+namespace cohort::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono;
+using json = nlohmann::json;
+
+std::string read_word(const fs::path& p) {
+  std::ifstream in(p);
+  std::string w;
+  in >> w;
+  return w;
+}
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / unique_job_id("cohort-cluster-test");
+    fs::create_directories(dir_);
+    up();
+  }
+
+  void TearDown() override {
+    auto r = run_captured({.argv = {bin("cohort"), "down", "--state-dir", dir_.string()}}, seconds(30));
+    EXPECT_TRUE(r.ok() && r->status.success()) << (r.ok() ? r->err : r.status().to_string());
+    // Nothing of this state directory may outlive the test.
+    for (pid_t pid : processes_mentioning(dir_.string())) {
+      ADD_FAILURE() << "process " << pid << " of " << dir_ << " outlived `cohort down`";
+      ::kill(pid, SIGKILL);
+    }
+    fs::remove_all(dir_);
+  }
+
+  void up() {
+    auto r = run_captured({.argv = {bin("cohort"), "up", "--state-dir", dir_.string()}}, seconds(60));
+    ASSERT_TRUE(r.ok() && r->status.success()) << (r.ok() ? r->out + r->err : r.status().to_string());
+    std::ifstream env(dir_ / "env");
+    std::string line;
+    while (std::getline(env, line)) {
+      const auto eq = line.find('=');
+      if (line.rfind("COHORT_MANAGER=", 0) == 0) address_ = line.substr(eq + 1);
+      if (line.rfind("COHORT_TOKEN=", 0) == 0) token_ = line.substr(eq + 1);
+    }
+    ASSERT_FALSE(address_.empty());
+    ASSERT_FALSE(token_.empty());
+  }
+
+  static std::vector<pid_t> processes_mentioning(const std::string& text) {
+    std::vector<pid_t> out;
+    for (const auto& e : fs::directory_iterator("/proc")) {
+      const std::string name = e.path().filename();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::ifstream in(e.path() / "cmdline");
+      std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      std::ifstream stat(e.path() / "stat");
+      std::string s;
+      std::getline(stat, s);
+      const auto paren = s.rfind(')');
+      const bool zombie = paren != std::string::npos && paren + 2 < s.size() && s[paren + 2] == 'Z';
+      if (!zombie && cmd.find(text) != std::string::npos) out.push_back(std::stoi(name));
+    }
+    return out;
+  }
+
+  Captured cohort(std::vector<std::string> args, milliseconds timeout = seconds(60)) {
+    args.insert(args.begin(), bin("cohort"));
+    auto r = run_captured({.argv = args, .env = {{"COHORT_MANAGER", address_}, {"COHORT_TOKEN", token_}}}, timeout);
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return r.ok() ? *r : Captured{};
+  }
+
+  json cohort_json(std::vector<std::string> args) {
+    args.insert(args.end(), {"--output", "json"});
+    Captured r = cohort(args);
+    EXPECT_TRUE(r.status.success()) << r.err;
+    try {
+      return json::parse(r.out);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "not JSON: " << r.out << " (" << e.what() << ")";
+      return json();
+    }
+  }
+
+  void create_cluster(int min, int max, int idle) {
+    Captured r = cohort({"cluster", "create", "cpu", "--vm-size", "local", "--min-nodes", std::to_string(min),
+                         "--max-nodes", std::to_string(max), "--idle-seconds-before-scaledown", std::to_string(idle)});
+    ASSERT_TRUE(r.status.success()) << r.out << r.err;
+  }
+
+  // A job directory: job.yaml and its code.
+  fs::path write_job(const std::string& name, int nodes, const std::string& script) {
+    const fs::path d = dir_ / ("job-" + name);
+    fs::create_directories(d / "code");
+    std::ofstream(d / "code" / "work.sh") << script;
+    std::ofstream(d / "job.yaml") << "name: " << name << "\ncommand: sh work.sh\ncode: code\ncompute: cpu\n"
+                                  << "resources:\n  instance_count: " << nodes << "\n";
+    return d / "job.yaml";
+  }
+
+  json nodes() { return cohort_json({"node", "list"}); }
+
+  int live_nodes() {
+    int n = 0;
+    for (const auto& node : nodes()) {
+      const std::string s = node.value("state", "");
+      n += s == "provisioning" || s == "idle" || s == "busy" || s == "draining";
+    }
+    return n;
+  }
+
+  template <typename F>
+  bool wait_until(F f, milliseconds timeout) {
+    const auto deadline = steady_clock::now() + timeout;
+    while (steady_clock::now() < deadline) {
+      if (f()) return true;
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    return f();
+  }
+
+  std::string job_state(const std::string& id) { return cohort_json({"job", "show", id}).value("state", ""); }
+
+  fs::path dir_;
+  std::string address_, token_;
+};
+
+TEST_F(ClusterTest, TwoNodeJobScalesUpRunsOnBothAndScalesBackToZero) {
+  create_cluster(0, 3, 5);
+  EXPECT_EQ(live_nodes(), 0);
+  const auto spec = write_job("hello", 2, "echo \"node $COHORT_NODE_RANK of $COHORT_NUM_NODES\"\n");
+  Captured r = cohort({"job", "submit", spec.string(), "--wait"}, seconds(120));
+  ASSERT_TRUE(r.status.success()) << r.out << r.err;
+  const std::string id = r.out.substr(0, r.out.find('\n'));
+  json job = cohort_json({"job", "show", id});
+  EXPECT_EQ(job["state"], "succeeded");
+  ASSERT_EQ(job["attempts"].size(), 1u);
+  EXPECT_EQ(job["attempts"][0]["nodes"].size(), 2u);
+  EXPECT_EQ(job["attempts"][0]["end_reason"], "succeeded");
+  Captured logs = cohort({"job", "logs", id});
+  EXPECT_NE(logs.out.find("node 0 of 2"), std::string::npos) << logs.out;
+  EXPECT_NE(logs.out.find("node 1 of 2"), std::string::npos) << logs.out;
+  // Back to zero after 5 idle seconds (plus a heartbeat and a tick).
+  EXPECT_TRUE(wait_until([&] { return live_nodes() == 0; }, seconds(20))) << nodes().dump();
+  const std::string events = cohort({"cluster", "show", "cpu"}).out;
+  EXPECT_NE(events.find("scale_up"), std::string::npos) << events;
+  EXPECT_NE(events.find("scale_down"), std::string::npos) << events;
+}
+
+TEST_F(ClusterTest, ManagerKilledMidJobRestartsAndTheJobStillSucceeds) {
+  create_cluster(0, 1, 60);
+  const auto spec = write_job("survivor", 1, "echo started; sleep 6; echo finished\n");
+  Captured r = cohort({"job", "submit", spec.string()});
+  ASSERT_TRUE(r.status.success()) << r.err;
+  const std::string id = r.out.substr(0, r.out.find('\n'));
+  ASSERT_TRUE(wait_until([&] { return job_state(id) == "running"; }, seconds(40))) << job_state(id);
+  const pid_t manager = std::stoi(read_word(dir_ / "manager.pid"));
+  ASSERT_EQ(::kill(manager, SIGKILL), 0);
+  ASSERT_TRUE(wait_until([&] { return ::kill(manager, 0) != 0; }, seconds(10))) << "the manager is gone";
+  up();  // the same state directory: a restart, not a fresh start
+  ASSERT_TRUE(wait_until([&] { return job_state(id) == "succeeded"; }, seconds(60))) << cohort({"job", "show", id}).out;
+  json job = cohort_json({"job", "show", id});
+  EXPECT_EQ(job["attempts"].size(), 1u) << "the running job was neither killed nor restarted";
+  EXPECT_NE(cohort({"job", "logs", id}).out.find("finished"), std::string::npos);
+}
+
+TEST_F(ClusterTest, AKilledRunnerIsLostWithinTheHeartbeatTimeout) {
+  create_cluster(1, 1, 60);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto n = nodes();
+        return n.size() == 1 && n[0].value("state", "") == "idle";
+      },
+      seconds(30)));
+  const std::string node = nodes()[0]["name"];
+  const pid_t runner = std::stoi(read_word(dir_ / "nodes" / node / "runner.pid"));
+  const auto killed = steady_clock::now();
+  ASSERT_EQ(::kill(runner, SIGKILL), 0);
+  std::string state;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (const auto& n : nodes())
+          if (n["name"] == node) state = n.value("state", "");
+        return state == "lost";
+      },
+      seconds(15)))
+      << state;
+  const double took = duration<double>(steady_clock::now() - killed).count();
+  // heartbeat_timeout (5 s) + one interval (1 s), and the CLI's own poll.
+  EXPECT_LE(took, 6.5) << "lost after " << took << " s";
+  // min_nodes 1: the autoscaler replaces it.
+  EXPECT_TRUE(wait_until([&] { return live_nodes() == 1; }, seconds(30)));
+}
+
+TEST_F(ClusterTest, BadSpecIsRefusedWithItsFieldPath) {
+  create_cluster(0, 2, 60);
+  const fs::path bad = dir_ / "bad.yaml";
+  std::ofstream(bad) << "command: x\ncompute: cpu\nresources:\n  instance_count: two\n";
+  Captured r = cohort({"job", "submit", bad.string()});
+  EXPECT_FALSE(r.status.success());
+  EXPECT_NE(r.err.find("resources.instance_count"), std::string::npos) << r.err;
+  std::ofstream(bad) << "command: x\ncompute: cpu\nresources:\n  instance_count: 5\n";
+  r = cohort({"job", "submit", bad.string()});
+  EXPECT_FALSE(r.status.success());
+  EXPECT_NE(r.err.find("max_nodes 2"), std::string::npos) << r.err;
+}
+
+TEST_F(ClusterTest, UnauthenticatedAndCrossNodeCallsAreRefused) {
+  Captured r = cohort({"cluster", "list", "--token", "forged"});
+  EXPECT_FALSE(r.status.success());
+  EXPECT_NE(r.err.find("admin token"), std::string::npos) << r.err;
+
+  auto channel = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+  auto clusters = v1::ClusterService::NewStub(channel);
+  auto runners = v1::RunnerService::NewStub(channel);
+  {
+    grpc::ClientContext ctx;
+    rpc::prepare(ctx, token_, seconds(10));
+    v1::CreateClusterRequest rq;
+    rq.mutable_spec()->set_name("static");
+    rq.mutable_spec()->set_vm_size("local");
+    rq.mutable_spec()->set_max_nodes(2);
+    rq.mutable_spec()->set_provider("static");
+    v1::Cluster out;
+    ASSERT_TRUE(clusters->CreateCluster(&ctx, rq, &out).ok());
+  }
+  auto do_register = [&](const std::string& token) {
+    grpc::ClientContext ctx;
+    rpc::prepare(ctx, token, seconds(10));
+    v1::RegisterRequest rq;
+    rq.set_cluster("static");
+    v1::RegisterResponse out;
+    grpc::Status s = runners->Register(&ctx, rq, &out);
+    return std::make_pair(s, out);
+  };
+  EXPECT_EQ(do_register("forged").first.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  const std::string join = read_word(dir_ / "join-token");
+  auto [sa, a] = do_register(join);
+  auto [sb, b] = do_register(join);
+  ASSERT_TRUE(sa.ok() && sb.ok());
+  grpc::ClientContext ctx;
+  rpc::prepare(ctx, a.credential(), seconds(10));
+  v1::HeartbeatRequest hb;
+  hb.set_node_name(b.node_name());
+  v1::HeartbeatResponse out;
+  EXPECT_EQ(runners->Heartbeat(&ctx, hb, &out).error_code(), grpc::StatusCode::PERMISSION_DENIED)
+      << "node A's credential must not act for node B";
+  grpc::ClientContext code_ctx;
+  rpc::prepare(code_ctx, a.credential(), seconds(10));
+  v1::GetCodeRequest code;
+  code.set_node_name(a.node_name());
+  code.set_job("someone-elses-job-1");
+  auto reader = runners->GetCode(&code_ctx, code);
+  v1::CodeChunk chunk;
+  while (reader->Read(&chunk)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  std::ifstream log(dir_ / "manager.log");
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("refused"), std::string::npos) << "refusals are logged";
+}
+
+}  // namespace
+}  // namespace cohort::testing

@@ -1,0 +1,324 @@
+// The manager's model stepped by hand: a fake clock, a recording provider, heartbeats as calls.
+// No process, no network: the scheduler, the autoscaler and failure detection, deterministically.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "manager/manager.hpp"
+
+namespace cohort::manager {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct FakeProvider final : NodeProvider {
+  std::vector<std::string> created, removed;
+  Status create(const v1::ClusterSpec&, const std::string& node) override {
+    created.push_back(node);
+    return {};
+  }
+  Status remove(const v1::ClusterSpec&, const std::string& node) override {
+    removed.push_back(node);
+    return {};
+  }
+};
+
+class ManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("cohort-manager-test-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    std::ofstream(dir_ / "join-token") << "join\n";
+    open();
+  }
+  void TearDown() override {
+    manager_.reset();
+    fs::remove_all(dir_);
+  }
+
+  void open() {
+    manager_.reset();
+    auto store = Store::open(dir_, true);
+    ASSERT_TRUE(store.ok()) << store.status().to_string();
+    ManagerOptions o;
+    o.state_dir = dir_;
+    o.now_ms = [this] { return now_; };
+    o.make_provider = [this](const std::string&) -> Result<std::unique_ptr<NodeProvider>> {
+      auto p = std::make_unique<FakeProvider>();
+      provider_ = p.get();
+      return std::unique_ptr<NodeProvider>(std::move(p));
+    };
+    auto m = Manager::open(std::move(o), std::move(store).value());
+    ASSERT_TRUE(m.ok()) << m.status().to_string();
+    manager_ = std::move(m).value();
+  }
+
+  v1::Cluster cluster(int min, int max, int idle = 5) {
+    v1::ClusterSpec s;
+    s.set_name("cpu");
+    s.set_vm_size("local");
+    s.set_min_nodes(min);
+    s.set_max_nodes(max);
+    s.set_idle_seconds_before_scaledown(idle);
+    auto c = manager_->create_cluster(s);
+    EXPECT_TRUE(c.ok()) << c.status().to_string();
+    return c.ok() ? *c : v1::Cluster();
+  }
+
+  std::string submit(int nodes, int priority = 0) {
+    v1::SubmitJobRequest r;
+    r.set_spec_yaml("name: train\ncommand: ./train\ncompute: cpu\npriority: " + std::to_string(priority) +
+                    "\nresources:\n  instance_count: " + std::to_string(nodes) + "\n");
+    auto j = manager_->submit_job(r);
+    EXPECT_TRUE(j.ok()) << j.status().to_string();
+    return j.ok() ? j->id() : "";
+  }
+
+  // Registers every node the provider was asked for.
+  void register_created() {
+    for (const auto& n : provider_->created) {
+      v1::RegisterRequest r;
+      r.set_node_name(n);
+      r.set_cluster("cpu");
+      r.set_hostname(n + "-host");
+      r.set_address("10.0.0." + n.substr(n.rfind('-') + 1));
+      ASSERT_TRUE(manager_->register_node(r).ok());
+    }
+  }
+
+  v1::HeartbeatResponse beat(const std::string& node, std::vector<v1::TaskStatus> tasks = {}) {
+    v1::HeartbeatRequest r;
+    r.set_node_name(node);
+    for (auto& t : tasks)
+      *r.add_tasks() = t;
+    auto out = manager_->heartbeat(node, r);
+    EXPECT_TRUE(out.ok()) << out.status().to_string();
+    return out.ok() ? *out : v1::HeartbeatResponse();
+  }
+
+  static v1::TaskStatus task(const v1::Assignment& a, const std::string& state, int code = 0) {
+    v1::TaskStatus t;
+    t.set_job(a.job());
+    t.set_attempt(a.attempt());
+    t.set_state(state);
+    t.set_started_ms(1);
+    if (state == "exited") {
+      t.set_exit_code(code);
+      t.set_exited_ms(2);
+      t.set_cause(code == 0 ? "" : "exited with code " + std::to_string(code));
+    }
+    return t;
+  }
+
+  v1::Job job(const std::string& id) { return manager_->get_job(id).value(); }
+  std::string node_state(const std::string& name) {
+    for (const auto& n : manager_->list_nodes(""))
+      if (n.name() == name) return n.state();
+    return "";
+  }
+
+  fs::path dir_;
+  std::int64_t now_ = 1'000'000;
+  std::unique_ptr<Manager> manager_;
+  FakeProvider* provider_ = nullptr;
+};
+
+TEST_F(ManagerTest, ClusterValidationNamesTheField) {
+  v1::ClusterSpec s;
+  s.set_name("Bad Name");
+  s.set_vm_size("local");
+  s.set_max_nodes(1);
+  EXPECT_NE(manager_->create_cluster(s).status().message().find("cluster name"), std::string::npos);
+  s.set_name("ok");
+  s.set_vm_size("huge");
+  EXPECT_NE(manager_->create_cluster(s).status().message().find("unknown vm size \"huge\""), std::string::npos);
+  s.set_vm_size("local");
+  s.set_min_nodes(3);
+  EXPECT_NE(manager_->create_cluster(s).status().message().find("larger than max_nodes"), std::string::npos);
+  s.set_min_nodes(0);
+  s.set_vm_priority("cheap");
+  EXPECT_NE(manager_->create_cluster(s).status().message().find("vm_priority"), std::string::npos);
+  s.set_vm_priority("");
+  auto c = manager_->create_cluster(s);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->spec().idle_seconds_before_scaledown(), 120);
+  EXPECT_EQ(c->spec().vm_priority(), "dedicated");
+  EXPECT_EQ(manager_->create_cluster(s).status().code(), Code::kAlreadyExists);
+}
+
+TEST_F(ManagerTest, AJobThatCanNeverFitIsRefusedAtSubmit) {
+  cluster(0, 2);
+  v1::SubmitJobRequest r;
+  r.set_spec_yaml("command: x\ncompute: cpu\nresources:\n  instance_count: 3\n");
+  auto j = manager_->submit_job(r);
+  ASSERT_FALSE(j.ok());
+  EXPECT_NE(j.status().message().find("max_nodes 2"), std::string::npos) << j.status().message();
+  r.set_spec_yaml("command: x\ncompute: gpu\n");
+  EXPECT_EQ(manager_->submit_job(r).status().code(), Code::kNotFound);
+}
+
+TEST_F(ManagerTest, ScalesUpRunsAGangAndScalesBackToZero) {
+  cluster(0, 3, 5);
+  const std::string id = submit(2);
+  manager_->tick();
+  ASSERT_EQ(provider_->created.size(), 2u) << "two nodes for a two-node job";
+  manager_->tick();
+  EXPECT_EQ(provider_->created.size(), 2u) << "provisioning nodes count: no second request";
+  EXPECT_EQ(job(id).state(), "queued");
+  register_created();
+  manager_->tick();
+  v1::Job j = job(id);
+  ASSERT_EQ(j.state(), "provisioning");
+  ASSERT_EQ(j.attempts_size(), 1);
+  ASSERT_EQ(j.attempts(0).nodes_size(), 2) << "the whole gang at once";
+
+  std::vector<v1::Assignment> as;
+  for (const auto& n : j.attempts(0).nodes()) {
+    auto r = beat(n);
+    ASSERT_EQ(r.start_size(), 1);
+    EXPECT_EQ(r.start(0).num_nodes(), 2);
+    EXPECT_EQ(r.start(0).command(), "./train");
+    as.push_back(r.start(0));
+  }
+  EXPECT_EQ(as[0].node_rank(), 0);
+  EXPECT_EQ(as[1].node_rank(), 1);
+  beat(j.attempts(0).nodes(0), {task(as[0], "running")});
+  EXPECT_EQ(job(id).state(), "provisioning");
+  EXPECT_EQ(beat(j.attempts(0).nodes(1), {task(as[1], "running")}).start_size(), 0) << "already running";
+  EXPECT_EQ(job(id).state(), "running");
+  auto early = beat(j.attempts(0).nodes(0), {task(as[0], "exited")});
+  EXPECT_EQ(early.forget_size(), 0) << "kept until the attempt ends, so a restarted manager hears it again";
+  EXPECT_EQ(early.start_size(), 0) << "an exited task is never started again";
+  auto last = beat(j.attempts(0).nodes(1), {task(as[1], "exited")});
+  EXPECT_EQ(last.forget_size(), 1);
+  EXPECT_EQ(job(id).state(), "succeeded");
+  EXPECT_EQ(job(id).attempts(0).end_reason(), "succeeded");
+
+  for (const auto& n : j.attempts(0).nodes())
+    beat(n);
+  EXPECT_EQ(node_state(j.attempts(0).nodes(0)), "idle");
+  now_ += 4000;
+  for (const auto& n : j.attempts(0).nodes())
+    beat(n);
+  manager_->tick();
+  EXPECT_TRUE(provider_->removed.empty()) << "idle for 4 s of 5";
+  now_ += 1500;
+  for (const auto& n : j.attempts(0).nodes())
+    beat(n);
+  manager_->tick();
+  EXPECT_EQ(provider_->removed.size(), 2u) << "scale to zero after the idle time";
+  auto c = manager_->get_cluster("cpu", 100).value();
+  bool scale_down = false;
+  for (const auto& e : c.events())
+    scale_down = scale_down || (e.kind() == "scale_down" && e.message().find("idle for") != std::string::npos);
+  EXPECT_TRUE(scale_down);
+}
+
+TEST_F(ManagerTest, AFailingNodeFailsTheJobAndStopsTheOthers) {
+  cluster(2, 2);
+  manager_->tick();
+  register_created();
+  const std::string id = submit(2);
+  manager_->tick();
+  v1::Job j = job(id);
+  ASSERT_EQ(j.attempts_size(), 1);
+  const auto a0 = beat(j.attempts(0).nodes(0)).start(0);
+  const auto a1 = beat(j.attempts(0).nodes(1)).start(0);
+  beat(j.attempts(0).nodes(0), {task(a0, "running")});
+  beat(j.attempts(0).nodes(1), {task(a1, "exited", 7)});
+  j = job(id);
+  EXPECT_EQ(j.state(), "failed");
+  EXPECT_EQ(j.attempts(0).end_reason(), "user_error");
+  EXPECT_EQ(j.attempts(0).first_failure().exit_code(), 7);
+  EXPECT_EQ(j.attempts(0).first_failure().node(), j.attempts(0).nodes(1));
+  EXPECT_NE(j.message().find("exited with code 7"), std::string::npos) << j.message();
+  auto r = beat(j.attempts(0).nodes(0), {task(a0, "running")});
+  ASSERT_EQ(r.stop_size(), 1) << "the surviving node is told to stop";
+  EXPECT_EQ(node_state(j.attempts(0).nodes(0)), "busy") << "busy until its processes are gone";
+  beat(j.attempts(0).nodes(0), {task(a0, "exited", 143)});
+  beat(j.attempts(0).nodes(0));
+  EXPECT_EQ(node_state(j.attempts(0).nodes(0)), "idle");
+}
+
+TEST_F(ManagerTest, ALostNodeIsDetectedAndTheJobRequeued) {
+  cluster(2, 2);
+  manager_->tick();
+  register_created();
+  const std::string id = submit(2);
+  manager_->tick();
+  v1::Job j = job(id);
+  const std::string a = j.attempts(0).nodes(0), b = j.attempts(0).nodes(1);
+  beat(a, {task(beat(a).start(0), "running")});
+  beat(b, {task(beat(b).start(0), "running")});
+  now_ += 4900;
+  beat(a);
+  manager_->tick();
+  EXPECT_EQ(node_state(b), "busy") << "4.9 s without a heartbeat is not lost yet";
+  now_ += 200;
+  manager_->tick();
+  EXPECT_EQ(node_state(b), "lost");
+  EXPECT_EQ(std::count(provider_->removed.begin(), provider_->removed.end(), b), 1);
+  j = job(id);
+  EXPECT_EQ(j.attempts(0).end_reason(), "node_lost");
+  EXPECT_EQ(j.state(), "queued") << "requeued under the infrastructure budget: " << j.message();
+  EXPECT_EQ(manager_->heartbeat(b, {}).value().shutdown(), true) << "a lost node that comes back is sent away";
+}
+
+TEST_F(ManagerTest, StateSurvivesARestartAndNodesGetAFreshTimeout) {
+  cluster(1, 2);
+  manager_->tick();
+  register_created();
+  const std::string id = submit(1);
+  manager_->tick();
+  const std::string n = job(id).attempts(0).nodes(0);
+  const v1::Assignment a = beat(n).start(0);
+  beat(n, {task(a, "running")});
+  now_ += 60'000;  // the manager was down for a minute
+  open();
+  EXPECT_EQ(job(id).state(), "running");
+  EXPECT_EQ(node_state(n), "busy");
+  manager_->tick();
+  EXPECT_EQ(node_state(n), "busy") << "no false 'lost' right after a restart";
+  EXPECT_EQ(beat(n, {task(a, "running")}).start_size(), 0) << "the runner re-reports; nothing restarts";
+  beat(n, {task(a, "exited")});
+  EXPECT_EQ(job(id).state(), "succeeded");
+}
+
+TEST_F(ManagerTest, PriorityThenFifoAndGangsAreWholeOrNothing) {
+  cluster(2, 2);
+  manager_->tick();
+  register_created();
+  const std::string big = submit(2);
+  const std::string small = submit(1);
+  const std::string urgent = submit(1, 10);
+  manager_->tick();
+  EXPECT_EQ(job(urgent).attempts_size(), 1) << "highest priority first";
+  EXPECT_EQ(job(big).attempts_size(), 0) << "one node left: the 2-node gang waits whole";
+  EXPECT_EQ(job(small).attempts_size(), 0) << "strict FIFO: nothing jumps the waiting gang";
+}
+
+TEST_F(ManagerTest, CancelAndDeleteRules) {
+  cluster(0, 2);
+  const std::string id = submit(1);
+  EXPECT_EQ(manager_->delete_cluster("cpu", false).code(), Code::kFailedPrecondition);
+  EXPECT_EQ(manager_->cancel_job(id).value().state(), "canceled");
+  EXPECT_TRUE(manager_->delete_cluster("cpu", false).ok());
+  EXPECT_EQ(manager_->get_cluster("cpu", 0).status().code(), Code::kNotFound);
+}
+
+TEST_F(ManagerTest, MissingStateIsAnErrorNotAFreshStart) {
+  auto s = Store::open(dir_ / "nope", false);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("cohort-manager init"), std::string::npos);
+  fs::create_directories(dir_ / "empty");
+  EXPECT_EQ(Store::open(dir_ / "empty", false).status().code(), Code::kNotFound);
+  std::ofstream(dir_ / "empty" / "state.db") << "this is not a database, it is a text file of some length....";
+  auto garbage = Store::open(dir_ / "empty", false);
+  EXPECT_FALSE(garbage.ok());
+}
+
+}  // namespace
+}  // namespace cohort::manager

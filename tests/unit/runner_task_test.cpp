@@ -1,0 +1,212 @@
+// One attempt's lifecycle with real /bin/sh processes: exit code, signal, stop with grace and
+// escalation, timeout, progress file, output log, code, and what a finished job leaves behind.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <thread>
+
+#include "task.hpp"
+
+namespace cohort::runner {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// A live (non-zombie) process.
+bool alive(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto paren = s.rfind(')');
+  return paren != std::string::npos && paren + 2 < s.size() && s[paren + 2] != 'Z';
+}
+
+template <typename F>
+bool eventually(F&& condition, std::chrono::milliseconds timeout = 10s) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return condition();
+}
+
+class RunnerTaskTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("runner-task-test-" + std::to_string(getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    tasks_.clear();  // stops whatever a failed test left running
+    fs::remove_all(dir_);
+  }
+
+  Task& start(const std::string& command, int timeout_s = 0, CodeFetcher fetch = nullptr) {
+    v1::Assignment a;
+    a.set_job("job-" + std::to_string(tasks_.size()));
+    a.set_attempt(1);
+    a.set_num_nodes(2);
+    a.add_node_addresses("10.1.0.1");
+    a.add_node_addresses("10.1.0.2");
+    a.set_command(command);
+    a.set_timeout_s(timeout_s);
+    a.set_has_code(fetch != nullptr);
+    (*a.mutable_environment())["GREETING"] = "hello";
+    TaskEnvironment env{dir_, "node-a", runner_environment_for_jobs(), 300ms, std::move(fetch), &spawner_, nullptr};
+    tasks_.push_back(std::make_unique<Task>(a, env));
+    tasks_.back()->start();
+    return *tasks_.back();
+  }
+
+  static v1::TaskStatus finished(Task& t) {
+    EXPECT_TRUE(t.wait_exited(20s)) << "the task did not end";
+    return t.status();
+  }
+
+  // Waits until the job's log holds `text` (the job got that far).
+  static bool log_has(const Task& t, const std::string& text) {
+    return eventually([&] { return slurp(t.log_path()).find(text) != std::string::npos; });
+  }
+
+  fs::path dir_;
+  Spawner spawner_;
+  std::vector<std::unique_ptr<Task>> tasks_;
+};
+
+TEST_F(RunnerTaskTest, ReportsTheExitCodeAndKeepsTheOutput) {
+  Task& t = start("echo out; echo err >&2; exit 3");
+  v1::TaskStatus s = finished(t);
+  EXPECT_EQ(s.state(), "exited");
+  EXPECT_EQ(s.exit_code(), 3);
+  EXPECT_EQ(s.signal(), 0);
+  EXPECT_EQ(s.cause(), "exited with code 3");
+  EXPECT_GT(s.started_ms(), 0);
+  EXPECT_GE(s.exited_ms(), s.started_ms());
+  EXPECT_EQ(slurp(t.log_path()), "out\nerr\n");
+  EXPECT_EQ(t.log_path(), dir_ / "jobs" / "job-0" / "1" / "output.log");
+}
+
+TEST_F(RunnerTaskTest, ReportsTheSignalThatKilledIt) {
+  v1::TaskStatus s = finished(start("kill -9 $$"));
+  EXPECT_EQ(s.signal(), SIGKILL);
+  EXPECT_EQ(s.cause(), "killed by signal 9 (SIGKILL)");
+}
+
+TEST_F(RunnerTaskTest, GivesTheJobItsEnvironmentAndDirectory) {
+  Task& t = start(
+      "echo \"$COHORT_JOB_ID $COHORT_ATTEMPT $COHORT_NODE_RANK $COHORT_NUM_NODES $COHORT_NODE_NAME\"; "
+      "echo \"$COHORT_NODE_ADDRESSES $GREETING\"; echo \"$COHORT_PROGRESS_FILE\"; pwd");
+  EXPECT_EQ(finished(t).exit_code(), 0);
+  EXPECT_EQ(slurp(t.log_path()), "job-0 1 0 2 node-a\n10.1.0.1,10.1.0.2 hello\n" + t.progress_path().string() + "\n" +
+                                     fs::canonical(t.dir() / "code").string() + "\n");
+}
+
+TEST_F(RunnerTaskTest, StopSendsSigtermToTheWholeGroup) {
+  Task& t = start("sleep 30 & echo $! > bg.pid; echo started; wait");
+  ASSERT_TRUE(log_has(t, "started"));
+  EXPECT_EQ(t.status().state(), "running");
+  t.stop("stopped by the test");
+  v1::TaskStatus s = finished(t);
+  EXPECT_EQ(s.signal(), SIGTERM);
+  EXPECT_EQ(s.cause(), "stopped by the test: killed by signal 15 (SIGTERM)");
+  const pid_t bg = std::stoi(slurp(t.dir() / "code" / "bg.pid"));
+  EXPECT_TRUE(eventually([bg] { return !alive(bg); }, 5s)) << "the job's child " << bg << " survived the stop";
+}
+
+TEST_F(RunnerTaskTest, StopEscalatesToSigkillAfterTheGrace) {
+  Task& t = start("trap '' TERM; echo ready; while :; do sleep 0.05; done");
+  ASSERT_TRUE(log_has(t, "ready"));
+  const auto asked = Clock::now();
+  t.stop("stopped by the test");
+  v1::TaskStatus s = finished(t);
+  EXPECT_GE(Clock::now() - asked, 300ms);
+  EXPECT_EQ(s.signal(), SIGKILL);
+  EXPECT_EQ(s.cause(), "stopped by the test: killed by signal 9 (SIGKILL)");
+}
+
+TEST_F(RunnerTaskTest, TimesOut) {
+  const auto begin = Clock::now();
+  v1::TaskStatus s = finished(start("sleep 30", /*timeout_s=*/1));
+  EXPECT_GE(Clock::now() - begin, 1s);
+  EXPECT_EQ(s.signal(), SIGTERM);
+  EXPECT_EQ(s.cause(), "timed out after 1 s");
+}
+
+TEST_F(RunnerTaskTest, AJobThatExitsZeroOnSigtermStillTimedOut) {
+  Task& t = start("trap 'exit 0' TERM; echo ready; while :; do sleep 0.05; done", /*timeout_s=*/1);
+  v1::TaskStatus s = finished(t);
+  EXPECT_EQ(s.exit_code(), 124);
+  EXPECT_EQ(s.cause(), "timed out after 1 s");
+}
+
+TEST_F(RunnerTaskTest, ReportsTheStepOfTheProgressFile) {
+  Task& t = start("echo 7 > \"$COHORT_PROGRESS_FILE\"; sleep 0.3; echo 42 > \"$COHORT_PROGRESS_FILE\"; sleep 0.3");
+  ASSERT_TRUE(eventually([&] { return t.status().last_step() == 7; }));
+  v1::TaskStatus s = finished(t);
+  EXPECT_EQ(s.last_step(), 42);
+  EXPECT_GT(s.last_progress_ms(), 0);
+  EXPECT_LE(s.last_progress_ms(), s.exited_ms());
+}
+
+TEST_F(RunnerTaskTest, RunsInTheUnpackedCode) {
+  const fs::path src = dir_ / "src";
+  fs::create_directories(src / "sub");
+  std::ofstream(src / "run.sh") << "echo \"code says $(cat sub/data.txt)\"\n";
+  std::ofstream(src / "sub" / "data.txt") << "hi";
+  ASSERT_EQ(std::system(("tar -czf " + (dir_ / "code.tgz").string() + " -C " + src.string() + " .").c_str()), 0);
+  Task& t = start("sh run.sh", 0, [this](const v1::Assignment&, const fs::path& to) {
+    fs::copy_file(dir_ / "code.tgz", to);
+    return Status();
+  });
+  EXPECT_EQ(finished(t).exit_code(), 0);
+  EXPECT_EQ(slurp(t.log_path()), "code says hi\n");
+  EXPECT_FALSE(fs::exists(t.dir() / "code.tar.gz")) << "the archive is removed once unpacked";
+}
+
+TEST_F(RunnerTaskTest, ACodeDownloadThatFailsEndsTheTaskWithTheReason) {
+  Task& t = start("true", 0, [](const v1::Assignment&, const fs::path&) {
+    return Status(Code::kUnavailable, "GetCode at m:1: connection refused");
+  });
+  v1::TaskStatus s = finished(t);
+  EXPECT_EQ(s.exit_code(), 127);
+  EXPECT_NE(s.cause().find("could not start"), std::string::npos) << s.cause();
+  EXPECT_NE(s.cause().find("connection refused"), std::string::npos) << s.cause();
+  EXPECT_NE(slurp(t.log_path()).find("connection refused"), std::string::npos);
+}
+
+TEST_F(RunnerTaskTest, WhatTheJobLeftInItsGroupEndsWithIt) {
+  Task& t = start("sleep 30 & echo $! > bg.pid; exit 0");
+  EXPECT_EQ(finished(t).exit_code(), 0);
+  const pid_t bg = std::stoi(slurp(t.dir() / "code" / "bg.pid"));
+  EXPECT_TRUE(eventually([bg] { return !alive(bg); }, 5s)) << "background process " << bg << " survived its job";
+}
+
+TEST_F(RunnerTaskTest, AStopBeforeTheStartRunsNothing) {
+  v1::Assignment a;
+  a.set_job("never");
+  a.set_attempt(1);
+  a.set_command("touch ran");
+  Task t(a, TaskEnvironment{dir_, "node-a", {}, 300ms, nullptr, &spawner_, nullptr});
+  t.stop("canceled");
+  t.start();
+  v1::TaskStatus s = finished(t);
+  EXPECT_EQ(s.signal(), SIGTERM);
+  EXPECT_EQ(s.cause(), "canceled (before it started)");
+  EXPECT_FALSE(fs::exists(t.dir() / "code" / "ran"));
+}
+
+}  // namespace
+}  // namespace cohort::runner
