@@ -209,6 +209,25 @@ TEST_F(ClusterTest, AKilledRunnerIsLostWithinTheHeartbeatTimeout) {
   EXPECT_TRUE(wait_until([&] { return live_nodes() == 1; }, seconds(30)));
 }
 
+TEST_F(ClusterTest, NoFalseLostWhileEveryCoreIsSaturated) {
+  create_cluster(1, 1, 60);
+  ASSERT_TRUE(wait_until([&] { return live_nodes() == 1; }, seconds(30)));
+  // Twice as many spinning processes as cores, for longer than heartbeat_timeout.
+  std::vector<Subprocess> spinners;
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < 2 * cores; ++i) {
+    auto s = Subprocess::spawn({.argv = {"/bin/sh", "-c", "while :; do :; done"}});
+    ASSERT_TRUE(s.ok()) << s.status().to_string();
+    spinners.push_back(std::move(s).value());
+  }
+  std::this_thread::sleep_for(seconds(8));
+  for (auto& s : spinners)
+    s.terminate(milliseconds(500));
+  for (const auto& n : nodes())
+    EXPECT_NE(n.value("state", ""), "lost") << n.dump();
+  EXPECT_EQ(cohort({"cluster", "show", "cpu"}).out.find("node_lost"), std::string::npos);
+}
+
 TEST_F(ClusterTest, BadSpecIsRefusedWithItsFieldPath) {
   create_cluster(0, 2, 60);
   const fs::path bad = dir_ / "bad.yaml";
