@@ -228,6 +228,29 @@ TEST_F(ClusterTest, NoFalseLostWhileEveryCoreIsSaturated) {
   EXPECT_EQ(cohort({"cluster", "show", "cpu"}).out.find("node_lost"), std::string::npos);
 }
 
+// The exec provider runs the cluster's own scripts, as Slurm's ResumeProgram does: here they
+// start and stop a runner that dials the manager's TCP address with the join token they are given.
+TEST_F(ClusterTest, ExecProviderScriptsCreateAndDeleteNodes) {
+  const fs::path nodes_dir = dir_ / "exec-nodes";
+  fs::create_directories(nodes_dir);
+  const std::string create = "mkdir -p " + nodes_dir.string() + "/$COHORT_NODE_NAME && " + bin("cohort-runner") +
+                             " --manager $COHORT_MANAGER --cluster $COHORT_CLUSTER --node-name $COHORT_NODE_NAME" +
+                             " --work-dir " + nodes_dir.string() + "/$COHORT_NODE_NAME >" + nodes_dir.string() +
+                             "/$COHORT_NODE_NAME/log 2>&1 & echo $! >" + nodes_dir.string() + "/$COHORT_NODE_NAME.pid";
+  const std::string remove = "kill $(cat " + nodes_dir.string() + "/$COHORT_NODE_NAME.pid)";
+  Captured r = cohort({"cluster", "create", "cpu", "--vm-size", "Standard_D4s_v3", "--min-nodes", "0", "--max-nodes",
+                       "2", "--idle-seconds-before-scaledown", "3", "--provider", "exec", "--exec-create", create,
+                       "--exec-delete", remove});
+  ASSERT_TRUE(r.status.success()) << r.out << r.err;
+  const auto spec = write_job("exec", 1, "echo ran on $COHORT_NODE_NAME\n");
+  r = cohort({"job", "submit", spec.string(), "--wait"}, seconds(120));
+  ASSERT_TRUE(r.status.success()) << r.out << r.err;
+  const std::string node = nodes()[0]["name"];
+  EXPECT_TRUE(wait_until([&] { return live_nodes() == 0; }, seconds(20))) << nodes().dump();
+  const pid_t runner = std::stoi(read_word(nodes_dir / (node + ".pid")));
+  EXPECT_TRUE(wait_until([&] { return ::kill(runner, 0) != 0; }, seconds(15))) << "the delete script ran";
+}
+
 TEST_F(ClusterTest, BadSpecIsRefusedWithItsFieldPath) {
   create_cluster(0, 2, 60);
   const fs::path bad = dir_ / "bad.yaml";
