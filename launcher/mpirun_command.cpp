@@ -17,6 +17,9 @@ std::vector<std::string> mpirun_argv(const MpirunPlan& plan) {
   // Ranks may outnumber cores on a workstation or a test machine, and several local nodes share
   // the same cores: never bind ranks to cores Open MPI believes it owns alone.
   a.insert(a.end(), {"--oversubscribe", "--bind-to", "none"});
+  // A rank that ends does not end the others: ranks blocked in a collective with it time out and
+  // report which peer they lost, and `cohort run` stops the job after its failure grace.
+  a.push_back("--enable-recovery");
   if (!plan.hosts.empty()) {
     std::string hosts;
     auto slots = ranks_per_node(plan.ranks, static_cast<int>(plan.hosts.size()));

@@ -1,5 +1,10 @@
 // What each rank's wrapper (cohort-exec rank) leaves behind when its program ends, and how
-// `cohort run` picks the rank that failed first from those reports.
+// `cohort run` picks the rank that failed first from those reports. libcohort reads them too
+// (libcohort/collectives/peer_exits.*, to name the peer a timed-out collective lost): keep the
+// format in step with it (tests/fault/collective_failure_test.cpp checks).
+//
+// A rank that calls Communicator::abort() also leaves an empty abort-RANK file beside them, which
+// makes `cohort run` stop the other ranks without its failure grace.
 #pragma once
 
 #include <sys/types.h>

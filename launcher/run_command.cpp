@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <chrono>
@@ -11,6 +12,7 @@
 #include <memory>
 #include <random>
 
+#include "cohort/collectives.hpp"
 #include "local_nodes.hpp"
 #include "mpirun_command.hpp"
 #include "orphans.hpp"
@@ -25,6 +27,15 @@ namespace {
 constexpr auto kStopGrace = std::chrono::seconds(10);
 // What a process the job left behind gets between SIGTERM and SIGKILL once the job is over.
 constexpr auto kOrphanGrace = std::chrono::milliseconds(2000);
+// Once a rank has failed, the others may go on for a grace period before they are stopped: ranks
+// blocked in a collective with it give up after the collective timeout and report which peer they
+// lost. Twice that timeout (a rank may enter its collective up to one timeout after the failure)
+// plus kReportSlack, to print and exit; never more than kMaxFailureGrace, so that a job whose
+// ranks would wait longer (the library's default timeout is minutes) still ends promptly.
+constexpr auto kReportSlack = std::chrono::seconds(1);
+constexpr auto kMaxFailureGrace = std::chrono::seconds(10);
+// How often `cohort run` looks for the ranks' exit reports while the job runs.
+constexpr auto kWatchInterval = std::chrono::milliseconds(100);
 
 std::atomic<int> g_stop_signal{0};
 std::atomic<pid_t> g_mpirun_pid{-1};
@@ -85,9 +96,27 @@ Result<std::string> helper_path() {
   return helper.string();
 }
 
-// What the job's status is, from mpirun's end and the ranks' reports; prints the summary.
+// The failure grace for a job whose collectives give up after `collective_timeout`.
+std::chrono::milliseconds failure_grace(std::chrono::milliseconds collective_timeout) {
+  return std::min<std::chrono::milliseconds>(2 * collective_timeout + kReportSlack, kMaxFailureGrace);
+}
+
+// A rank that called Communicator::abort() leaves abort-RANK in the run directory: it wants the
+// job ended now, not after the grace.
+bool abort_requested(const std::filesystem::path& run_dir) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(run_dir, ec)) {
+    if (entry.path().filename().string().rfind("abort-", 0) == 0) return true;
+  }
+  return false;
+}
+
+// What the job's status is, from mpirun's end and the ranks' reports; prints the summary. Under
+// --enable-recovery mpirun exits 0 even when a rank failed, so the reports decide first.
 int conclude(const ExitStatus& mpirun, const std::vector<RankReport>& reports, int ranks) {
-  if (mpirun.success() && static_cast<int>(reports.size()) == ranks) {
+  const bool all_succeeded =
+      std::all_of(reports.begin(), reports.end(), [](const RankReport& r) { return r.status.success(); });
+  if (mpirun.success() && static_cast<int>(reports.size()) == ranks && all_succeeded) {
     spdlog::debug("all {} ranks exited with code 0", ranks);
     return 0;
   }
@@ -193,6 +222,19 @@ int run_job(RunOptions o) {
                {"COHORT_LOG_LEVEL", o.log_level}};
   if (!o.checkpoint_dir.empty())
     spawn.env.emplace_back("COHORT_CHECKPOINT_DIR", std::filesystem::absolute(o.checkpoint_dir).string());
+  // The ranks' collective timeout sizes the failure grace; passed on so that ranks on other nodes
+  // use the same one.
+  std::chrono::milliseconds collective_timeout = CommunicatorOptions::kDefaultCollectiveTimeout;
+  if (const char* v = std::getenv(std::string(kCollectiveTimeoutVariable).c_str()); v != nullptr) {
+    auto parsed = CommunicatorOptions::parse_timeout(v);
+    if (!parsed.ok()) {
+      spdlog::error("{}", parsed.status().message());
+      return 2;
+    }
+    collective_timeout = parsed.value();
+    spawn.env.emplace_back(std::string(kCollectiveTimeoutVariable), v);
+  }
+  const std::chrono::milliseconds grace = failure_grace(collective_timeout);
   if (nodes) {
     spawn.env.emplace_back("COHORT_NODE_HOSTS", hosts_csv);
     spawn.env.emplace_back("COHORT_NODE_NAMESPACES", nodes->namespace_map());
@@ -225,14 +267,32 @@ int run_job(RunOptions o) {
     return 1;
   }
   g_mpirun_pid.store(mpirun->pid());
+  using Clock = std::chrono::steady_clock;
   std::optional<ExitStatus> ended;
-  std::optional<std::chrono::steady_clock::time_point> stop_deadline;
+  std::optional<Clock::time_point> stop_deadline;
+  std::optional<Clock::time_point> failure_deadline;  // when the ranks still running are stopped
   while (!ended) {
-    auto r = mpirun->wait_for(std::chrono::milliseconds(100));
+    auto r = mpirun->wait_for(kWatchInterval);
     if (r.ok() && r.value()) ended = *r.value();
-    if (ended || g_stop_signal.load() == 0) continue;
-    if (!stop_deadline) stop_deadline = std::chrono::steady_clock::now() + kStopGrace;
-    if (std::chrono::steady_clock::now() >= *stop_deadline) {
+    if (ended) continue;
+    if (!failure_deadline && !stop_deadline) {
+      if (auto first = first_failure(read_reports(run_dir->path()))) {
+        const bool now = abort_requested(run_dir->path());
+        failure_deadline = Clock::now() + (now ? std::chrono::milliseconds(0) : grace);
+        spdlog::info("rank {} {}; {}", first->rank, first->status.describe(),
+                     now ? "a rank asked to abort the job: stopping the others"
+                         : fmt::format("the others may run {} ms more, to finish or report, before they are stopped",
+                                       grace.count()));
+      }
+    }
+    if (failure_deadline && !stop_deadline && Clock::now() >= *failure_deadline) {
+      spdlog::info("stopping the ranks still running");
+      (void)mpirun->signal(SIGTERM);  // mpirun turns it into stopping every rank
+      stop_deadline = Clock::now() + kStopGrace;
+    }
+    if (g_stop_signal.load() == 0 && !stop_deadline) continue;
+    if (!stop_deadline) stop_deadline = Clock::now() + kStopGrace;
+    if (Clock::now() >= *stop_deadline) {
       spdlog::warn("mpirun did not stop within {} s; killing it", kStopGrace.count());
       ended = mpirun->terminate(std::chrono::milliseconds(0));
     }

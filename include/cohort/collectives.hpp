@@ -6,14 +6,22 @@
 // says why and what it measured). The shape (typed buffer views, a Communicator made from a
 // Context, Status on every call) is the one the GPU (NCCL) backend extends. The asynchronous calls
 // (iallreduce, ibroadcast, iallgather) return a Work handle to wait on with a timeout.
+//
+// No collective hangs: one whose peers do not all take part within the collective timeout
+// (CommunicatorOptions) fails with Disconnected, naming the peer rank that ended (its host, exit
+// code or signal) when the launcher reported one, else TimedOut naming the operation; from then on
+// the communicator is broken and every call fails at once with that error.
 #pragma once
 
+#include <charconv>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <ranges>
 #include <span>
+#include <string>
 #include <string_view>
 #include <type_traits>
 
@@ -66,10 +74,13 @@ struct Buffer {
 // wait() has returned, or done() true (an avg is scaled at completion, so the values are final then).
 // Movable, not copyable; a default-constructed or moved-from Work is empty.
 //
-// A timeout is local: wait() giving up leaves the operation running and the handle usable, so a
-// later wait() can still complete it. MPI cannot cancel a collective, so a Work still pending when
-// it is destroyed is waited on for a short grace (kDestroyGrace), then left behind: MPI may still
-// write its output buffer afterwards, and the job should end (Communicator::abort()).
+// Two timeouts apply. The caller's, wait(timeout), is local: giving up leaves the operation running
+// and the handle usable, so a later wait() can still complete it. The communicator's collective
+// timeout (CommunicatorOptions) is final: once wait() calls have waited that long for the operation
+// in all, it fails for good (Disconnected naming the peer that ended, or TimedOut) and breaks its
+// communicator. MPI cannot cancel a collective, so a Work still pending when it is destroyed is
+// waited on for a short grace (kDestroyGrace), then left behind: MPI may still write its output
+// buffer afterwards, and the job should end.
 // REQUIRES: every Work completes or is destroyed before its Communicator; used from one thread at
 // a time, the Communicator's thread (MPI_THREAD_SERIALIZED).
 class Work {
@@ -90,10 +101,12 @@ class Work {
   Work& operator=(const Work&) = delete;
   ~Work();
 
-  // Waits until the operation completes and returns its Status (the same on every later call), or
-  // returns TimedOut (naming the operation, its size and `timeout`) once `timeout` has passed with
-  // the operation still running. Polls with a backoff from 20 µs up to 1 ms. An empty Work is
-  // FailedPrecondition.
+  // Waits until the operation completes and returns its Status (the same on every later call).
+  // When `timeout` passes first: TimedOut (naming the operation, its size and `timeout`), and the
+  // Work stays usable. When the collective timeout is used up first (counting every wait() on this
+  // Work; without a `timeout` that is where it ends): the operation's final failure, Disconnected
+  // or TimedOut, returned by every later call. Polls with a backoff from 20 µs up to 1 ms. An
+  // empty Work is FailedPrecondition.
   Status wait(std::chrono::milliseconds timeout = kNoTimeout);
   // Polls once (which also moves MPI's progress along): true once the operation has completed
   // (successfully or not; wait() then returns its Status at once). An empty Work is done.
@@ -103,14 +116,47 @@ class Work {
  private:
   void reset() noexcept;  // what ~Work does to a held operation
   std::unique_ptr<Backend> backend_;
+  std::chrono::steady_clock::duration waited_{};  // spent in wait() so far, against the collective timeout
+};
+
+// The variable CommunicatorOptions::from_environment() reads the collective timeout from.
+inline constexpr std::string_view kCollectiveTimeoutVariable = "COHORT_COLLECTIVE_TIMEOUT_MS";
+
+// How a Communicator deals with peers that do not keep up. Communicator::create(ctx) reads them
+// from the environment; a program or a test may build its own.
+struct CommunicatorOptions {
+  // How long one collective waits for all its peers before it fails for good. Five minutes: a
+  // healthy peer can arrive this late (one rank writes a checkpoint, evaluates or compiles while
+  // the others already wait in the next allreduce), yet a job that lost a peer should not hold
+  // its machines idle much longer; PyTorch's NCCL process groups default to 10 minutes. Tests of
+  // fault scenarios set a few seconds.
+  static constexpr std::chrono::milliseconds kDefaultCollectiveTimeout = std::chrono::minutes(5);
+  // Longer ones are refused: nobody means them, and deadlines stay far from overflowing.
+  static constexpr std::chrono::milliseconds kMaxCollectiveTimeout = std::chrono::hours(24 * 30);
+
+  std::chrono::milliseconds collective_timeout = kDefaultCollectiveTimeout;
+  // Where the launcher leaves a report for each rank whose program ended ($COHORT_RUN_DIR under
+  // `cohort run`), read when a collective times out to name the peer that ended. Empty: none.
+  std::filesystem::path run_dir;
+
+  // COHORT_COLLECTIVE_TIMEOUT_MS when set (see parse_timeout), and COHORT_RUN_DIR.
+  static Result<CommunicatorOptions> from_environment();
+  // The rule for COHORT_COLLECTIVE_TIMEOUT_MS: a whole number of milliseconds, at least 1 and at
+  // most kMaxCollectiveTimeout; anything else is InvalidArgument naming the variable. Inline:
+  // `cohort run` reads the same variable (to size its grace period) without loading libcohort.
+  static Result<std::chrono::milliseconds> parse_timeout(std::string_view text);
 };
 
 class Communicator {
  public:
   // Across ranks this needs an MPI launch (`cohort run`, mpirun); a standalone process is a
-  // world of one whose collectives are local copies and never touch MPI.
+  // world of one whose collectives are local copies and never touch MPI. The first form reads its
+  // options from the environment (CommunicatorOptions::from_environment). After a collective has
+  // failed for good the destructor leaves MPI as it is (no MPI_Finalize, whose fence would wait for
+  // the lost peer): end the process then.
   // REQUIRES: at most one live Communicator per process (it owns MPI's initialization).
   static Result<std::unique_ptr<Communicator>> create(const Context& ctx);
+  static Result<std::unique_ptr<Communicator>> create(const Context& ctx, const CommunicatorOptions& options);
   virtual ~Communicator() = default;
 
   virtual int rank() const noexcept = 0;
@@ -154,9 +200,10 @@ class Communicator {
   virtual Result<Work> ibroadcast(Buffer buffer, int root);
   virtual Result<Work> iallgather(const Buffer& in, Buffer out);
 
-  // Ends the whole job now with `exit_code` (MPI_Abort across ranks): the way out of an error
-  // on one rank while its peers may be waiting in a collective, where a clean shutdown would
-  // wait for them forever.
+  // Ends the whole job now with `exit_code` (MPI_Abort; under `cohort run`, which keeps ranks
+  // alive when one ends, the launcher stops the others at once): the way out of an error on one
+  // rank while its peers may be waiting in a collective, where a clean shutdown would wait for
+  // them forever.
   [[noreturn]] virtual void abort(int exit_code) = 0;
 
   // Any contiguous range of a Cohort element type: std::vector<float>, std::array, std::span.
@@ -177,5 +224,17 @@ class Communicator {
     return ibroadcast(Buffer::of(std::span(buffer)), root);
   }
 };
+
+inline Result<std::chrono::milliseconds> CommunicatorOptions::parse_timeout(std::string_view text) {
+  long long ms = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), ms);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || ms < 1 ||
+      ms > kMaxCollectiveTimeout.count()) {
+    return invalid_argument(std::string(kCollectiveTimeoutVariable) + "='" + std::string(text) +
+                            "' is not a collective timeout: give a whole number of milliseconds from 1 to " +
+                            std::to_string(kMaxCollectiveTimeout.count()) + ", e.g. 300000 for 5 minutes");
+  }
+  return std::chrono::milliseconds(ms);
+}
 
 }  // namespace cohort

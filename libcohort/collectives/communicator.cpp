@@ -1,3 +1,4 @@
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -21,7 +22,27 @@ std::string_view reduce_op_name(ReduceOp op) noexcept {
   return kernels::op_label(op);
 }
 
+Result<CommunicatorOptions> CommunicatorOptions::from_environment() {
+  CommunicatorOptions options;
+  if (const char* timeout = std::getenv(std::string(kCollectiveTimeoutVariable).c_str()); timeout != nullptr) {
+    COHORT_ASSIGN_OR_RETURN(options.collective_timeout, parse_timeout(timeout));
+  }
+  if (const char* dir = std::getenv("COHORT_RUN_DIR"); dir != nullptr) options.run_dir = dir;
+  return options;
+}
+
 Result<std::unique_ptr<Communicator>> Communicator::create(const Context& ctx) {
+  COHORT_ASSIGN_OR_RETURN(CommunicatorOptions options, CommunicatorOptions::from_environment());
+  return create(ctx, options);
+}
+
+Result<std::unique_ptr<Communicator>> Communicator::create(const Context& ctx, const CommunicatorOptions& options) {
+  if (options.collective_timeout < std::chrono::milliseconds(1) ||
+      options.collective_timeout > CommunicatorOptions::kMaxCollectiveTimeout) {
+    return invalid_argument("CommunicatorOptions::collective_timeout of " +
+                            std::to_string(options.collective_timeout.count()) + " ms: give 1 ms to " +
+                            std::to_string(CommunicatorOptions::kMaxCollectiveTimeout.count()) + " ms");
+  }
   if (ctx.world_size == 1) return std::unique_ptr<Communicator>(std::make_unique<detail::LocalCommunicator>());
   if (ctx.launch != LaunchKind::kMpi) {
     return failed_precondition("collectives across " + std::to_string(ctx.world_size) +
@@ -29,7 +50,7 @@ Result<std::unique_ptr<Communicator>> Communicator::create(const Context& ctx) {
                                std::string(launch_kind_name(ctx.launch)) +
                                "' launcher. Start the job with `cohort run -n N` or mpirun");
   }
-  COHORT_ASSIGN_OR_RETURN(auto comm, detail::MpiCommunicator::create(ctx));
+  COHORT_ASSIGN_OR_RETURN(auto comm, detail::MpiCommunicator::create(ctx, options));
   return std::unique_ptr<Communicator>(std::move(comm));
 }
 

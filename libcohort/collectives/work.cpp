@@ -40,12 +40,13 @@ class CompletedBackend final : public Work::Backend {
 
 Work::Work() noexcept = default;
 Work::Work(std::unique_ptr<Backend> backend) noexcept : backend_(std::move(backend)) {}
-Work::Work(Work&& other) noexcept = default;
+Work::Work(Work&& other) noexcept : backend_(std::move(other.backend_)), waited_(std::exchange(other.waited_, {})) {}
 
 Work& Work::operator=(Work&& other) noexcept {
   if (this != &other) {
     reset();
     backend_ = std::move(other.backend_);
+    waited_ = std::exchange(other.waited_, {});
   }
   return *this;
 }
@@ -56,9 +57,11 @@ Work::~Work() {
 
 void Work::reset() noexcept {
   if (backend_ == nullptr) return;
-  if (wait(kDestroyGrace).code() == Code::kTimedOut) {
-    // MPI cannot cancel (nor free) the request of a running collective: leave it, and the little
-    // state that names it, to the job's end rather than block here forever. Deliberately leaked.
+  const Code code = wait(kDestroyGrace).code();
+  if (code == Code::kTimedOut || code == Code::kDisconnected) {
+    // The operation may still be running. MPI cannot cancel (nor free) the request of a running
+    // collective: leave it, and the little state that names it (scratch memory MPI may still
+    // write), to the job's end rather than block here forever. Deliberately leaked.
     (void)backend_.release();
   }
   backend_.reset();
@@ -71,18 +74,28 @@ bool Work::done() {
 Status Work::wait(milliseconds timeout) {
   if (backend_ == nullptr) return failed_precondition("wait() on an empty Work (default-constructed or moved from)");
   if (std::optional<Status> s = backend_->poll()) return *std::move(s);
-  const bool forever = timeout >= kForever;
-  const auto deadline = steady_clock::now() + std::max(timeout, milliseconds(0));
+  using Duration = steady_clock::duration;
+  // What is left of the collective timeout (every wait() counts), and whether it ends this wait
+  // rather than the caller's `timeout` does.
+  const milliseconds limit = backend_->limit();
+  const bool limited = limit < kForever;
+  const Duration left = limited ? std::max<Duration>(limit - waited_, Duration::zero()) : Duration(kForever);
+  const Duration asked = timeout >= kForever ? Duration(kForever) : Duration(std::max(timeout, milliseconds(0)));
+  const bool final = limited && left <= asked;
+  const bool forever = !limited && timeout >= kForever;
+  const auto start = steady_clock::now();
+  const auto deadline = start + (final ? left : asked);
   microseconds pause = kPollStart;
   for (;;) {
     const auto now = steady_clock::now();
     if (!forever && now >= deadline) {
+      waited_ += now - start;
+      if (final) return backend_->give_up();
       return {Code::kTimedOut, backend_->describe() + " did not complete within " + std::to_string(timeout.count()) +
-                                   " ms. The operation is still running and this Work stays valid: wait() again, "
-                                   "or end the job with Communicator::abort() if a peer has stopped (MPI cannot "
-                                   "cancel a collective)"};
+                                   " ms. The operation is still running and this Work stays valid: wait() again; "
+                                   "it fails for good once it has waited the collective timeout in all"};
     }
-    std::this_thread::sleep_for(forever ? pause : std::min<steady_clock::duration>(pause, deadline - now));
+    std::this_thread::sleep_for(forever ? pause : std::min<Duration>(pause, deadline - now));
     pause = std::min(pause * 2, kPollMax);
     if (std::optional<Status> s = backend_->poll()) return *std::move(s);
   }

@@ -2,6 +2,7 @@
 // timeout, the destructor's grace), the same for every backend.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 
@@ -17,6 +18,12 @@ class Work::Backend {
   virtual std::optional<Status> poll() = 0;
   // The operation for messages: "iallreduce sum of 1000 fp32 (4000 bytes) on rank 0 of 2".
   virtual std::string describe() const = 0;
+  // How long Work may wait for the operation in all (the communicator's collective timeout)
+  // before it calls give_up(); Work::kNoTimeout: as long as the caller likes.
+  virtual std::chrono::milliseconds limit() const { return Work::kNoTimeout; }
+  // The operation has been waited for limit() without completing: its final Status (why it
+  // cannot complete), which poll() returns from then on.
+  virtual Status give_up() { return {Code::kTimedOut, describe() + " did not complete"}; }
 };
 
 namespace detail {
