@@ -89,6 +89,9 @@ class Checkpointer::Impl {
   };
 
   Status validate(std::int64_t step, const ShardView& shard) const;
+  // Copies the job's tensors into staging_ (grown to `total` bytes if smaller) and points the
+  // job's views at the copies.
+  Status stage(Job& job, std::size_t total);
   Status write_local(const Job& job);
   Status commit(const Job& job);
   Result<ckpt::FileEntry> await_index(const Job& job, int rank, Clock::time_point deadline);
@@ -107,12 +110,11 @@ class Checkpointer::Impl {
   std::thread bg_;          // its writer, if joinable
   Status bg_status_;        // written by bg_, read after join
   std::atomic<bool> bg_done_{false};
-  std::atomic<bool> cancel_{false};       // set by the destructor: stop waiting for other ranks
-  Status last_async_;                     // the agreed outcome of the last asynchronous save
-  std::unique_ptr<std::byte[]> staging_;  // reused between asynchronous saves, at most staging_bytes
-  std::size_t staging_capacity_ = 0;
-  std::thread deleter_;            // rank 0: removes what retention retired
-  std::vector<fs::path> retired_;  // handed to the next deleter
+  std::atomic<bool> cancel_{false};  // set by the destructor: stop waiting for other ranks
+  Status last_async_;                // the agreed outcome of the last asynchronous save
+  ckpt::StagingBuffer staging_;      // reused between asynchronous saves, at most staging_bytes
+  std::thread deleter_;              // rank 0: removes what retention retired
+  std::vector<fs::path> retired_;    // handed to the next deleter
 };
 
 Status Checkpointer::Impl::agree(const Status& local, const std::string& what) {
@@ -191,34 +193,21 @@ Status Checkpointer::Impl::save(std::int64_t step, const ShardView& shard) {
     return agree(ctx_.rank == 0 ? commit(job) : Status(), what + ": commit");
   }
 
-  // Asynchronous: a snapshot into staging memory is all the training thread waits for.
-  if (staging_capacity_ < total) {
-    staging_.reset(new std::byte[total]);  // uninitialized: every byte is copied over next
-    staging_capacity_ = total;
-  }
-  std::size_t offset = 0;
+  // Asynchronous: a snapshot into staging memory is all the training thread waits for. A rank
+  // whose snapshot fails still starts the writer, to report the failure where rank 0 looks.
   in_flight_ = true;
-  for (auto& v : job.views) {
-    Status copied = v.device == Device::kHost ? ckpt::parallel_copy(staging_.get() + offset, v.data, v.bytes)
-                                              : ckpt::copy_to_host(staging_.get() + offset, v.data, v.bytes, v.device);
-    if (!copied.ok()) {
-      // This rank's save failed before it began; the peers learn it at the next wait().
-      bg_status_ = copied.with_context(what + ": staging");
-      return {};
-    }
-    v = TensorView{v.name, staging_.get() + offset, v.bytes, Device::kHost};
-    offset += v.bytes;
-  }
+  const Status staged = stage(job, total).with_context(what + ": staging");
   bg_done_.store(false);
-  bg_ = std::thread([this, job = std::move(job)] {
+  bg_ = std::thread([this, job = std::move(job), staged] {
     struct Done {
       std::atomic<bool>& flag;
       ~Done() { flag.store(true); }
     } done{bg_done_};
-    Status s = write_local(job);
+    Status s = staged.ok() ? write_local(job) : staged;
     if (!s.ok()) {
       // Rank 0 waits for every rank's files; a marker tells it not to wait out the timeout.
       if (ctx_.rank != 0) {
+        (void)fs_.make_dir(tmp_dir(job));  // not made yet if staging failed
         (void)durable_write(fs_, tmp_dir(job) / ("rank-" + std::to_string(ctx_.rank) + ".failed"), s.to_string());
       } else {
         (void)fs_.remove_all(tmp_dir(job));
@@ -228,6 +217,28 @@ Status Checkpointer::Impl::save(std::int64_t step, const ShardView& shard) {
     }
     bg_status_ = ctx_.rank == 0 ? commit(job) : Status();
   });
+  return {};
+}
+
+Status Checkpointer::Impl::stage(Job& job, std::size_t total) {
+  if (staging_.size() < total) {
+    staging_ = ckpt::StagingBuffer();  // the old one goes first: the two together may not fit
+    COHORT_ASSIGN_OR_RETURN(staging_, ckpt::StagingBuffer::map(total));
+  }
+  // Device tensors are copied one by one as they come; host tensors all at once, after them.
+  std::vector<ckpt::HostCopy> host;
+  std::size_t offset = 0;
+  for (auto& v : job.views) {
+    std::byte* dst = staging_.data() + offset;
+    if (v.device == Device::kHost) {
+      host.push_back({dst, static_cast<const std::byte*>(v.data), v.bytes});
+    } else {
+      COHORT_TRY(ckpt::copy_to_host(dst, v.data, v.bytes, v.device).with_context("tensor " + v.name));
+    }
+    v = TensorView{v.name, dst, v.bytes, Device::kHost};
+    offset += v.bytes;
+  }
+  ckpt::snapshot_copy(host);
   return {};
 }
 
