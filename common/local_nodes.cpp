@@ -124,7 +124,26 @@ Result<pid_t> start_holder(int ns_flags, const std::string& hostname) {
   return pid;
 }
 
-// Runs `ip -batch FILE` inside the network namespace of `holder` (or this one when -1).
+Status join(pid_t holder, const char* ns, int type) {
+  std::string path = "/proc/" + std::to_string(holder) + "/ns/" + ns;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno_status("open", errno, path);
+  int rc = setns(fd, type);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return errno_status("setns", err, path);
+  return {};
+}
+
+}  // namespace
+
+Status enter_node_namespaces(pid_t holder) {
+  // setns(2), not `ip netns exec`: that remounts /sys in a new mount namespace, which hides the
+  // cgroup mounts that runc needs inside these nodes.
+  COHORT_TRY(join(holder, "net", CLONE_NEWNET));
+  return join(holder, "uts", CLONE_NEWUTS);
+}
+
 Status run_ip_batch(pid_t holder, const std::string& commands) {
   char path[] = "/tmp/cohort-ip-XXXXXX";
   int fd = mkstemp(path);
@@ -147,26 +166,6 @@ Status run_ip_batch(pid_t holder, const std::string& commands) {
                                                  r->err + "commands were:\n" + commands);
   }
   return {};
-}
-
-Status join(pid_t holder, const char* ns, int type) {
-  std::string path = "/proc/" + std::to_string(holder) + "/ns/" + ns;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno_status("open", errno, path);
-  int rc = setns(fd, type);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) return errno_status("setns", err, path);
-  return {};
-}
-
-}  // namespace
-
-Status enter_node_namespaces(pid_t holder) {
-  // setns(2), not `ip netns exec`: that remounts /sys in a new mount namespace, which hides the
-  // cgroup mounts that runc needs inside these nodes.
-  COHORT_TRY(join(holder, "net", CLONE_NEWNET));
-  return join(holder, "uts", CLONE_NEWUTS);
 }
 
 Result<std::unique_ptr<LocalNodes>> LocalNodes::create(const LocalNodesOptions& o) {

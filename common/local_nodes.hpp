@@ -56,6 +56,11 @@ class LocalNodes {
 // Moves the calling process into the network and UTS namespaces held by `holder`.
 Status enter_node_namespaces(pid_t holder);
 
+// Runs `ip -batch` on `commands` (one per line) inside the network namespace of process `holder`,
+// entered with setns(2), or in this one when `holder` is -1. REQUIRES: root, `ip` on PATH.
+// The local provider uses it too, for runners it starts in namespaces of their own.
+Status run_ip_batch(pid_t holder, const std::string& commands);
+
 // The holder pid of `host` in a namespace_map() string; NotFound names the known hosts.
 Result<pid_t> find_node_holder(std::string_view map, std::string_view host);
 

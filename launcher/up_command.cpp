@@ -162,6 +162,11 @@ int run_down(const std::string& state_dir) {
     if (is_process(pid, "cohort-runner")) runners.emplace_back(pid, "cohort-runner");
   }
   stop_all(runners, config::get(config::kStopGrace) + 3s);
+  // Then the holder of the local nodes' bridge namespace (as root only): the namespace, and with
+  // it the bridge and every node's port, goes with it.
+  const pid_t bridge = read_pid_file(dir / "nodes" / "bridge.pid");
+  if (is_process(bridge, "--hold-network-namespace")) stop_all({{bridge, "--hold-network-namespace"}}, 5s);
+  fs::remove(dir / "nodes" / "bridge.pid", ec);
   fs::remove(dir / "env", ec);
   std::cout << "cohort manager stopped" << (manager > 0 ? " (pid " + std::to_string(manager) + ")" : "") << ", "
             << runners.size() << " runner(s) stopped\n";

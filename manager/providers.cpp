@@ -9,8 +9,10 @@
 #include <fstream>
 #include <thread>
 
+#include "cohort/log.hpp"
 #include "config.hpp"
 #include "daemon.hpp"
+#include "local_network.hpp"
 #include "provider.hpp"
 #include "subprocess.hpp"
 
@@ -22,24 +24,46 @@ using namespace std::chrono_literals;
 
 // Runners must outlive the manager (a restarted manager finds them still running their jobs),
 // so they are started in a session of their own, with no parent-death signal, and reaped by a
-// thread while this manager lives.
+// thread while this manager lives. As root each gets a network and UTS namespace of its own
+// (local_network.hpp); otherwise they are plain processes.
 class LocalProvider final : public NodeProvider {
  public:
-  explicit LocalProvider(ProviderContext context) : c_(std::move(context)) {}
+  explicit LocalProvider(ProviderContext context) : c_(std::move(context)), network_(c_.state_dir, c_.runner_binary) {}
 
   Status create(const v1::ClusterSpec& cluster, const std::string& node) override {
     const auto dir = node_dir(node);
     std::error_code ec;
     std::filesystem::create_directories(dir / "work", ec);
     if (ec) return Status(Code::kIoError, "cannot create " + dir.string() + ": " + ec.message());
-    auto spawned = spawn_detached(
-        {c_.runner_binary.string(), "--manager", c_.runner_manager_address, "--cluster", cluster.name(), "--node-name",
-         node, "--join-token-file", c_.join_token_file.string(), "--work-dir", (dir / "work").string()},
-        dir / "runner.log");
+    std::vector<std::string> argv = {c_.runner_binary.string(),
+                                     "--manager",
+                                     c_.runner_manager_address,
+                                     "--cluster",
+                                     cluster.name(),
+                                     "--node-name",
+                                     node,
+                                     "--join-token-file",
+                                     c_.join_token_file.string(),
+                                     "--work-dir",
+                                     (dir / "work").string()};
+    const bool isolated = LocalNodeNetwork::available();
+    if (isolated) argv.insert(argv.end(), {"--isolate-hostname", node});
+    auto spawned = spawn_detached(argv, dir / "runner.log");
     if (!spawned.ok()) return spawned.status();
     const pid_t pid = *spawned;
     std::ofstream(dir / "runner.pid") << pid << "\n";
-    std::thread([pid] {
+    // The runner waits (bounded) for its address before it registers; a failure here is an
+    // event, and the runner, left without one, exits and is never registered.
+    std::thread([network = network_, pid, isolated, cluster = cluster.name(), node, report = c_.report]() mutable {
+      if (isolated) {
+        auto address = network.attach(pid, node);
+        if (address.ok()) {
+          logger()->info("local provider: node {} is {} (runner pid {})", node, *address, pid);
+        } else {
+          logger()->error("local provider: node {}: {}", node, address.status().to_string());
+          if (report) report(cluster, node, "local provider: " + address.status().to_string());
+        }
+      }
       int status = 0;
       while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
       }
@@ -72,6 +96,7 @@ class LocalProvider final : public NodeProvider {
   }
 
   ProviderContext c_;
+  LocalNodeNetwork network_;
 };
 
 // Runs the cluster's scripts in the background, as Slurm runs ResumeProgram: the node's

@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"cohort-runner: the node agent of a Cohort cluster"};
   RunnerOptions o;
-  std::string work_dir, join_token_file, level;
+  std::string work_dir, join_token_file, level, isolate_hostname, hold_label;
   app.add_option("--manager", o.manager.address, "the manager: HOST:PORT or unix:/PATH (default: $COHORT_MANAGER)");
   app.add_option("--cluster", o.cluster, "the cluster this node joins");
   app.add_option("--node-name", o.node_name, "this node's name, given by the provider; empty: the manager names it");
@@ -56,7 +56,19 @@ int main(int argc, char** argv) {
   app.add_option("--address", o.address,
                  "address other nodes reach this one at (default: the first non-loopback IPv4, or 127.0.0.1)");
   app.add_option("--log-level", level, "trace, debug, info, warn, error (default: $COHORT_LOG_LEVEL or info)");
+  app.add_option("--isolate-hostname", isolate_hostname,
+                 "run in a new network and UTS namespace with this hostname (root; the local provider connects it)");
+  app.add_option("--hold-network-namespace", hold_label,
+                 "only hold a new network namespace until SIGTERM (the local provider's bridge); the value labels it");
   CLI11_PARSE(app, argc, argv);
+  if (!hold_label.empty()) return hold_network_namespace();
+  // Before any thread exists: unshare(CLONE_NEWNET) moves only the calling thread.
+  if (!isolate_hostname.empty()) {
+    if (Status s = isolate_node(isolate_hostname); !s.ok()) {
+      std::cerr << "cohort-runner: " << s.message() << "\n";
+      return 1;
+    }
+  }
   o.join_token_file = join_token_file;
   o.work_dir = work_dir;
 
@@ -66,6 +78,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   init_runner_logging(o.node_name.empty() ? o.cluster + "/(unnamed)" : o.node_name, *parsed);
+  if (!isolate_hostname.empty() && o.address.empty()) {
+    // Reported at registration: wait for the address the provider gives this namespace.
+    auto address = wait_for_address(kIsolatedAddressWait);
+    if (!address.ok()) {
+      std::cerr << "cohort-runner: " << address.status().message() << "\n";
+      return 1;
+    }
+    o.address = *address;
+  }
   if (Status s = complete(o); !s.ok()) {
     std::cerr << "cohort-runner: " << s.message() << "\n";
     return 1;

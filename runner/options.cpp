@@ -4,9 +4,16 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <thread>
+
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 
 namespace cohort::runner {
@@ -39,6 +46,50 @@ std::string default_address() {
   }
   freeifaddrs(list);
   return found.empty() ? "127.0.0.1" : found;
+}
+
+Status isolate_node(const std::string& hostname) {
+  if (::unshare(CLONE_NEWNET | CLONE_NEWUTS) != 0) {
+    const int err = errno;
+    return Status(err == EPERM ? Code::kPermissionDenied : Code::kIoError,
+                  std::string("unshare(CLONE_NEWNET|CLONE_NEWUTS) failed: ") + std::strerror(err) +
+                      " (--isolate-hostname needs root; leave the flag out otherwise)");
+  }
+  if (::sethostname(hostname.data(), hostname.size()) != 0) return errno_status("sethostname", errno, hostname);
+  return {};
+}
+
+Result<std::string> wait_for_address(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    std::string address = default_address();
+    if (address != "127.0.0.1") return address;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Status(Code::kTimedOut,
+                    "no address on eth0 within " + std::to_string(timeout.count()) +
+                        " ms: the provider that started this runner with --isolate-hostname did not connect its "
+                        "namespace (see the manager's log and the cluster's events)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+int hold_network_namespace() {
+  if (::unshare(CLONE_NEWNET) != 0) {
+    const int err = errno;
+    std::fprintf(stderr, "cohort-runner: unshare(CLONE_NEWNET): %s (--hold-network-namespace needs root)\n",
+                 std::strerror(err));
+    return 1;
+  }
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  int sig = 0;
+  while (sigwait(&set, &sig) != 0) {
+  }
+  return 0;
 }
 
 Status check_path_component(std::string_view value, std::string_view what) {

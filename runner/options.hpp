@@ -2,6 +2,7 @@
 // cluster and node, the join token, the work directory, and the hostname and address it reports.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 
@@ -28,6 +29,23 @@ std::string default_hostname();
 // The first IPv4 address of an interface that is up and not loopback, in this network namespace
 // (each local test node has its own); 127.0.0.1 when there is none.
 std::string default_address();
+
+// --isolate-hostname: moves this process into a new network and a new UTS namespace and sets
+// the hostname to `hostname`. REQUIRES: root, and no thread yet (unshare of CLONE_NEWNET
+// applies to the calling thread only). The local provider then gives the namespace its eth0.
+Status isolate_node(const std::string& hostname);
+
+// How long an isolated runner waits for the provider to give its namespace an address; the
+// provider does so milliseconds after the start, so this only bounds a provider that failed.
+inline constexpr std::chrono::seconds kIsolatedAddressWait{10};
+
+// Waits (bounded by `timeout`) for a non-loopback IPv4 address in this network namespace;
+// TimedOut when none came.
+Result<std::string> wait_for_address(std::chrono::milliseconds timeout);
+
+// --hold-network-namespace: enters a new network namespace and waits for SIGTERM, SIGINT or
+// SIGHUP, which REQUIRES blocked; holds the local nodes' bridge. Returns the exit code.
+int hold_network_namespace();
 
 // Fills what flags left empty from the environment and the machine, checks what must be there,
 // and creates the work directory. The first problem is an InvalidArgument saying what to pass.

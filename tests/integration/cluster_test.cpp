@@ -4,12 +4,14 @@
 // processes run even when an assertion fails.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "cohort/v1/cohort.grpc.pb.h"
@@ -162,6 +164,90 @@ TEST_F(ClusterTest, TwoNodeJobScalesUpRunsOnBothAndScalesBackToZero) {
   const std::string events = cohort({"cluster", "show", "cpu"}).out;
   EXPECT_NE(events.find("scale_up"), std::string::npos) << events;
   EXPECT_NE(events.find("scale_down"), std::string::npos) << events;
+}
+
+// As root, the local provider gives each node a network and UTS namespace of its own: its
+// hostname is the node's name, its address is on 10.233.0.0/24, and the nodes reach each other
+// over a bridge in a namespace of its own. `cohort down` leaves none of these namespaces behind.
+TEST_F(ClusterTest, LocalNodesHaveTheirOwnHostnameAndAddressAndReachEachOther) {
+  if (!is_root()) GTEST_SKIP() << "local nodes get namespaces only as root: here they are plain processes";
+  const auto before = network_namespaces();
+  create_cluster(0, 2, 60);
+  // Rank 0 listens on its address, rank 1 connects to it: a TCP connection across the bridge.
+  const std::string script = R"(hostname
+ip -4 -o addr show eth0
+/usr/bin/python3 - <<'PY'
+import os, socket, sys, time
+addrs = os.environ["COHORT_NODE_ADDRESSES"].split(",")
+rank = int(os.environ["COHORT_NODE_RANK"])
+print("host=" + socket.gethostname() + " address=" + addrs[rank], flush=True)
+if rank == 0:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addrs[0], 29555))
+    s.listen()
+    s.settimeout(30)
+    c, peer = s.accept()
+    print("accepted from " + peer[0], flush=True)
+    sys.exit(0 if c.recv(2) == b"hi" else 1)
+deadline = time.time() + 30
+while True:
+    try:
+        c = socket.create_connection((addrs[0], 29555), timeout=5)
+        break
+    except OSError:
+        if time.time() > deadline:
+            raise
+        time.sleep(0.1)
+c.sendall(b"hi")
+print("connected to " + addrs[0], flush=True)
+PY
+)";
+  const auto spec = write_job("isolated", 2, script);
+  Captured r = cohort({"job", "submit", spec.string(), "--wait"}, seconds(120));
+  ASSERT_TRUE(r.status.success()) << r.out << r.err;
+  const std::string id = r.out.substr(0, r.out.find('\n'));
+  EXPECT_EQ(job_state(id), "succeeded");
+  const std::string logs = cohort({"job", "logs", id}).out;
+
+  // Each node: its name as hostname, an address of its own, a namespace of its own.
+  std::set<std::string> addresses;
+  std::set<ino_t> namespaces;
+  const auto net_ns = [](pid_t pid) {
+    struct stat st {};
+    return ::stat(("/proc/" + std::to_string(pid) + "/ns/net").c_str(), &st) == 0 ? st.st_ino : ino_t{0};
+  };
+  const json listed = nodes();
+  ASSERT_EQ(listed.size(), 2u) << listed.dump();
+  for (const auto& n : listed) {
+    const std::string name = n["name"];
+    const std::string address = read_word(dir_ / "nodes" / name / "address");
+    EXPECT_EQ(address.rfind("10.233.0.", 0), 0u) << name << ": " << address;
+    addresses.insert(address);
+    EXPECT_NE(logs.find("host=" + name + " address=" + address), std::string::npos) << logs;
+    EXPECT_NE(logs.find("inet " + address + "/24"), std::string::npos) << logs;
+    const ino_t ns = net_ns(std::stoi(read_word(dir_ / "nodes" / name / "runner.pid")));
+    EXPECT_NE(ns, 0u);
+    EXPECT_EQ(before.count(ns), 0u) << name << " runs in a namespace that existed before";
+    namespaces.insert(ns);
+  }
+  EXPECT_EQ(addresses.size(), 2u);
+  EXPECT_EQ(namespaces.size(), 2u);
+  EXPECT_NE(logs.find("accepted from "), std::string::npos) << logs;
+  EXPECT_NE(logs.find("connected to "), std::string::npos) << logs;
+  const ino_t bridge = net_ns(std::stoi(read_word(dir_ / "nodes" / "bridge.pid")));
+  EXPECT_NE(bridge, 0u);
+  EXPECT_EQ(before.count(bridge), 0u) << "the bridge lives in a namespace of its own";
+  namespaces.insert(bridge);
+
+  auto down = run_captured({.argv = {bin("cohort"), "down", "--state-dir", dir_.string()}}, seconds(30));
+  ASSERT_TRUE(down.ok() && down->status.success()) << (down.ok() ? down->err : down.status().to_string());
+  const auto after = network_namespaces();
+  for (ino_t ns : namespaces)
+    EXPECT_EQ(after.count(ns), 0u) << "network namespace " << ns << " outlived `cohort down`";
+  // Other programs on this machine may make namespaces of their own meanwhile: only report.
+  for (ino_t ns : after)
+    if (before.count(ns) == 0) std::cerr << "note: network namespace " << ns << " appeared during the test\n";
 }
 
 TEST_F(ClusterTest, ManagerKilledMidJobRestartsAndTheJobStillSucceeds) {
