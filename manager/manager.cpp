@@ -20,10 +20,6 @@ std::int64_t system_now_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-bool active_node_state(const std::string& s) {
-  return s == "provisioning" || s == "idle" || s == "busy" || s == "draining";
-}
-
 Status validate_spec(v1::ClusterSpec& spec) {
   static const std::regex kName("[a-z0-9][a-z0-9-]{0,31}");
   if (!std::regex_match(spec.name(), kName)) {
@@ -64,6 +60,10 @@ Status validate_spec(v1::ClusterSpec& spec) {
 
 }  // namespace
 
+bool is_live_node_state(const std::string& s) {
+  return s == "provisioning" || s == "idle" || s == "busy" || s == "draining";
+}
+
 Manager::Manager(ManagerOptions options, std::unique_ptr<Store> store)
     : options_(std::move(options)), store_(std::move(store)) {
   if (!options_.now_ms) options_.now_ms = system_now_ms;
@@ -93,7 +93,7 @@ Status Manager::load() {
   const std::int64_t t = now();
   for (auto& n : nodes) {
     // A restarted manager has heard no one yet: every live node gets a full heartbeat_timeout.
-    if (active_node_state(n.node.state())) n.node.set_last_heartbeat_ms(t);
+    if (is_live_node_state(n.node.state())) n.node.set_last_heartbeat_ms(t);
     if (!n.credential_hash.empty()) node_by_credential_[n.credential_hash] = n.node.name();
     std::string name = n.node.name();
     nodes_[name] = NodeEntry{std::move(n.node), std::move(n.credential_hash)};
@@ -250,7 +250,7 @@ Status Manager::delete_cluster(const std::string& name, bool force) {
     save_job(*j);
   }
   for (auto& [n, node] : nodes_) {
-    if (node.node.cluster() == name && active_node_state(node.node.state())) {
+    if (node.node.cluster() == name && is_live_node_state(node.node.state())) {
       remove_node(node, "removed", "cluster deleted");
     }
   }
@@ -274,7 +274,7 @@ Result<v1::Node> Manager::drain_node(const std::string& name) {
   auto it = nodes_.find(name);
   if (it == nodes_.end()) return Status(Code::kNotFound, "no node " + name + " (`cohort node list` shows them)");
   NodeEntry& n = it->second;
-  if (!active_node_state(n.node.state())) {
+  if (!is_live_node_state(n.node.state())) {
     return failed_precondition("node " + name + " is " + n.node.state() + ": only a live node can be drained");
   }
   if (n.node.state() != "draining") {

@@ -25,6 +25,10 @@
 
 namespace cohort::manager {
 
+// provisioning, idle, busy or draining: a node that counts toward its cluster's size and must
+// heartbeat (lost, preempted and removed ones do neither).
+bool is_live_node_state(const std::string& state);
+
 struct ManagerOptions {
   std::filesystem::path state_dir;
   std::function<std::int64_t()> now_ms;  // default: the system clock

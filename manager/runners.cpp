@@ -9,14 +9,6 @@
 
 namespace cohort::manager {
 
-namespace {
-
-bool live(const std::string& state) {
-  return state == "provisioning" || state == "idle" || state == "busy" || state == "draining";
-}
-
-}  // namespace
-
 Result<std::string> Manager::node_for_credential(const std::string& credential) {
   std::lock_guard lock(mu_);
   auto it = node_by_credential_.find(rpc::sha256_hex(credential));
@@ -56,7 +48,7 @@ Result<v1::RegisterResponse> Manager::register_node(const v1::RegisterRequest& r
   const std::string credential = rpc::random_token();
   n.credential_hash = rpc::sha256_hex(credential);
   node_by_credential_[n.credential_hash] = name;
-  const bool had_state = live(n.node.state()) && n.node.state() != "provisioning";
+  const bool had_state = is_live_node_state(n.node.state()) && n.node.state() != "provisioning";
   v1::Node& node = n.node;
   node.set_name(name);
   node.set_cluster(request.cluster());
@@ -129,7 +121,7 @@ Result<v1::HeartbeatResponse> Manager::heartbeat(const std::string& name, const 
   NodeEntry& n = it->second;
   v1::HeartbeatResponse response;
   response.set_heartbeat_interval_ms(options_.heartbeat_interval.count());
-  if (!live(n.node.state())) {
+  if (!is_live_node_state(n.node.state())) {
     // Lost, preempted or removed: whatever it still runs belongs to no attempt any more.
     response.set_shutdown(true);
     return response;

@@ -9,10 +9,6 @@ namespace cohort::manager {
 
 namespace {
 
-bool live(const std::string& s) {
-  return s == "provisioning" || s == "idle" || s == "busy" || s == "draining";
-}
-
 std::string fmt_seconds(std::int64_t ms) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(ms) / 1000.0);
@@ -44,7 +40,7 @@ void Manager::detect_lost_nodes() {
       }
       continue;
     }
-    if (!live(s) || t - n.node.last_heartbeat_ms() <= options_.heartbeat_timeout.count()) continue;
+    if (!is_live_node_state(s) || t - n.node.last_heartbeat_ms() <= options_.heartbeat_timeout.count()) continue;
     const std::string why = "no heartbeat for " + fmt_seconds(t - n.node.last_heartbeat_ms()) + " (timeout " +
                             fmt_seconds(options_.heartbeat_timeout.count()) + ")";
     event(n.node.cluster(), name, n.node.job(), "node_lost", "node " + name + " lost: " + why);
@@ -140,7 +136,7 @@ void Manager::autoscale_cluster(const v1::Cluster& cluster) {
   int active = 0, provisioning = 0;
   std::vector<NodeEntry*> idle;
   for (auto& [n, node] : nodes_) {
-    if (node.node.cluster() != spec.name() || !live(node.node.state())) continue;
+    if (node.node.cluster() != spec.name() || !is_live_node_state(node.node.state())) continue;
     ++active;
     if (node.node.state() == "provisioning") ++provisioning;
     if (node.node.state() == "idle" && node.node.job().empty()) idle.push_back(&node);
