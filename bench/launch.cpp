@@ -1,6 +1,7 @@
-// cohort-bench launch: what `cohort run` adds to a launch. Times `cohort run -n N true` against
+// cohort-bench launch: what Cohort adds to a launch. Times `cohort run -n N true` against
 // `mpirun -np N true` (the command a user would type instead), alternating the two so drift in
-// the machine's load falls on both, and prints the medians and their ratio.
+// the machine's load falls on both, and prints the medians and their ratio. With --nodes, the
+// multi-node comparison of launch_nodes.cpp.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -43,15 +44,25 @@ bool time_once(Series& s, bool record) {
 
 }  // namespace
 
+int bench_launch_nodes(int nodes, int per_node, int runs, bool json);
+
 int bench_launch(int argc, char** argv) {
-  CLI::App app{"Median launch time of `cohort run -n N true` against `mpirun -np N true`"};
+  CLI::App app{
+      "Median launch time of `cohort run -n N true` against `mpirun -np N true`; with --nodes, "
+      "submit-to-all-ranks-running of a multi-node job against mpirun across the same nodes"};
   int ranks = 4;
   int runs = 10;
   bool json = false;
   app.add_option("-n,--np", ranks, "ranks per launch")->check(CLI::Range(1, 256));
   app.add_option("-r,--runs", runs, "timed runs of each command (at least 5)")->check(CLI::Range(5, 10000));
   app.add_flag("--json", json, "one JSON object instead of the table");
+  int nodes = 0;
+  app.add_option("--nodes", nodes,
+                 "instead: an MPI job of --np ranks per node on this many local namespace nodes, submitted to a "
+                 "cluster (containers) against bare mpirun across the same namespaces (root)")
+      ->check(CLI::Range(1, 16));
   CLI11_PARSE(app, argc, argv);
+  if (nodes > 0) return bench_launch_nodes(nodes, ranks, runs, json);
 
   const auto self = std::filesystem::read_symlink("/proc/self/exe").parent_path();
   const std::string np = std::to_string(ranks);

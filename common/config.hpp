@@ -41,6 +41,10 @@ inline constexpr Knob kProvisioningTimeout{
     "a created node that never registers within this is removed and the decision logged"};
 inline constexpr Knob kManagerStart{"manager_start", 30000ms,
                                     "`cohort up` waits this long for the manager it started to answer"};
+inline constexpr Knob kPeerReady{
+    "peer_ready", 120000ms,
+    "a job's container must be up within this (it may be unpacking an image), and an MPI head waits "
+    "this long for every other node's before it fails the attempt naming the node"};
 inline constexpr Knob kLogFlush{"log_flush", 500ms, "a runner ships new log bytes of its jobs this often"};
 
 // COHORT_TIME_SCALE, read once; non-positive or unparsable values are ignored (factor 1).

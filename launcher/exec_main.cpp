@@ -4,15 +4,19 @@
 //       What mpirun starts for every rank: runs PROGRAM, prefixes each line it prints with
 //       "[rank N] ", forwards stop signals to it, and when it ends writes a report (exit code or
 //       signal, host, time) to $COHORT_RUN_DIR/rank-N, then ends the same way PROGRAM did.
+//       Its rank is $OMPI_COMM_WORLD_RANK, or $RANK (set by `cohort-exec init`) without mpirun.
 //   cohort-exec node HOST COMMAND...
 //       Open MPI's rsh agent for local test nodes: runs COMMAND (a shell command line, as ssh
 //       would) inside HOST's network and UTS namespaces, found in $COHORT_NODE_NAMESPACES.
+//   cohort-exec init [--ranks N] [--ready-file PATH] [--grace-ms MS] [--idle | --plain] [--merge-output]
+//                    -- PROGRAM [ARGS...]
+//       The first process of a job's container (or of a plain-process job) on a node: starts the
+//       node's ranks under `cohort-exec rank`, reaps, fails fast. See exec_init.hpp.
 //
 // It links nothing heavy: it starts once per rank and its start-up is launch latency.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "exec_init.hpp"
 #include "line_prefixer.hpp"
 #include "local_nodes.hpp"
 #include "rank_report.hpp"
@@ -101,23 +106,12 @@ bool pump(Stream& s) {
   return true;
 }
 
-[[noreturn]] void exit_like(const ExitStatus& st) {
-  if (st.signal == 0) _exit(st.code);
-  // End by the same signal, so mpirun sees what the program did; no core of this wrapper.
-  rlimit no_core{0, 0};
-  setrlimit(RLIMIT_CORE, &no_core);
-  std::signal(st.signal, SIG_DFL);
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, st.signal);
-  sigprocmask(SIG_UNBLOCK, &set, nullptr);
-  raise(st.signal);
-  _exit(128 + st.signal);
-}
-
 [[noreturn]] void run_rank(char** program) {
-  const std::string rank_text = env_or("OMPI_COMM_WORLD_RANK", "");
-  if (rank_text.empty()) die("OMPI_COMM_WORLD_RANK is not set: `cohort-exec rank` runs under mpirun");
+  // mpirun's rank when under mpirun, else the one `cohort-exec init` gives each rank it starts.
+  std::string rank_text = env_or("OMPI_COMM_WORLD_RANK", "");
+  if (rank_text.empty()) rank_text = env_or("RANK", "");
+  if (rank_text.empty())
+    die("OMPI_COMM_WORLD_RANK is not set (nor RANK): `cohort-exec rank` runs under mpirun or `cohort-exec init`");
   const std::string run_dir = env_or("COHORT_RUN_DIR", "");
   char host[256] = {};
   gethostname(host, sizeof host - 1);
@@ -229,7 +223,17 @@ bool pump(Stream& s) {
 int main(int argc, char** argv) {
   const std::string usage =
       "usage: cohort-exec rank -- PROGRAM [ARGS...]\n"
-      "       cohort-exec node HOST COMMAND...";
+      "       cohort-exec node HOST COMMAND...\n"
+      "       cohort-exec init [--ranks N] [--ready-file PATH] [--grace-ms MS] [--idle | --plain] [--merge-output]\n"
+      "                        -- PROGRAM [ARGS...]";
+  if (argc >= 2 && std::strcmp(argv[1], "init") == 0) cohort::run_init(argv[0], argc - 2, argv + 2);
+  // `cohort-exec init` starts ranks through /proc/self/exe, which names them "exe": name them
+  // as ps and pgrep users expect.
+  char comm[16] = {};
+  if (prctl(PR_GET_NAME, comm) == 0 && std::strcmp(comm, "exe") == 0) {
+    const char* slash = std::strrchr(argv[0], '/');
+    prctl(PR_SET_NAME, slash != nullptr ? slash + 1 : argv[0]);
+  }
   if (argc >= 4 && std::strcmp(argv[1], "rank") == 0 && std::strcmp(argv[2], "--") == 0) cohort::run_rank(argv + 3);
   if (argc >= 4 && std::strcmp(argv[1], "node") == 0) cohort::run_node(argv[2], argc - 3, argv + 3);
   cohort::die(usage);

@@ -6,6 +6,7 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <ctime>
 #include <sstream>
 #include <utility>
@@ -258,6 +259,16 @@ std::string jobs_table(const v1::ListJobsResponse& response, std::int64_t now_ms
   return t.render();
 }
 
+namespace {
+// "0.058", or "-" for a phase not reached (or not timed).
+std::string seconds_or_dash(double s) {
+  if (s <= 0) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", s);
+  return buf;
+}
+}  // namespace
+
 std::string job_details(const v1::Job& job, std::int64_t now_ms) {
   std::string out = details({
       {"ID", job.id()},
@@ -286,7 +297,26 @@ std::string job_details(const v1::Job& job, std::int64_t now_ms) {
     t.add_row({std::to_string(a.number()), a.state(), dash_if_empty(a.end_reason()), join(a.nodes(), ","),
                format_age(a.started_ms(), now_ms), duration, steps, a.message()});
   }
-  return out + t.render();
+  out += t.render();
+  // Where each attempt's time went, phase by phase (see Timings in cohort.proto).
+  out += "\nTimings (seconds):\n";
+  Table phases({"#", "QUEUED", "PROVISIONING", "IMAGE-UNPACK", "CONTAINERS-UP", "LAUNCH", "FIRST-PROGRESS", "RUN"});
+  for (const auto& a : job.attempts()) {
+    const auto& tm = a.timings();
+    phases.add_row({std::to_string(a.number()), seconds_or_dash(tm.queued_s()), seconds_or_dash(tm.provisioning_s()),
+                    seconds_or_dash(tm.image_unpack_s()), seconds_or_dash(tm.container_start_s()),
+                    seconds_or_dash(tm.launch_s()), seconds_or_dash(tm.first_progress_s()),
+                    seconds_or_dash(tm.run_s())});
+  }
+  out += phases.render();
+  for (const auto& a : job.attempts()) {
+    if (!a.has_first_failure()) continue;
+    const auto& f = a.first_failure();
+    out += "\nAttempt " + std::to_string(a.number()) +
+           " first failure: " + (f.rank() >= 0 ? "rank " + std::to_string(f.rank()) : std::string("the processes")) +
+           " on node " + f.node() + (f.host().empty() ? "" : " (host " + f.host() + ")") + ": " + f.cause() + "\n";
+  }
+  return out;
 }
 
 std::string nodes_table(const v1::ListNodesResponse& response, std::int64_t now_ms) {

@@ -59,6 +59,23 @@ Result<JobPlan> plan_from_json(const std::string& spec_json) {
   p.retries_user_error = int_of(j, "retries", "user_error", 0);
   p.retries_infrastructure = int_of(j, "retries", "infrastructure", 3);
   p.retries_preemption = int_of(j, "retries", "preemption", 100);
+  if (j.contains("environment") && j["environment"].is_object()) {
+    const json& e = j["environment"];
+    p.image = e.value("image", "host");
+    p.runtime = e.value("runtime", "auto");
+    p.shm_size_bytes = e.value("shm_size", std::int64_t{0});
+  }
+  for (const char* section : {"inputs", "outputs"}) {
+    if (!j.contains(section) || !j[section].is_object()) continue;
+    const bool input = std::string_view(section) == "inputs";
+    for (const auto& [name, v] : j[section].items()) {
+      if (!v.is_object() || !v.contains("path")) continue;
+      p.mounts.push_back({v["path"].get<std::string>(), std::string("/") + section + "/" + name, input});
+    }
+  }
+  if (j.contains("checkpoint") && j["checkpoint"].is_object() && j["checkpoint"].contains("dir")) {
+    p.mounts.push_back({j["checkpoint"]["dir"].get<std::string>(), "/checkpoints", false});
+  }
   return p;
 }
 

@@ -6,10 +6,18 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cohort/status.hpp"
 
 namespace cohort::manager {
+
+// A directory (or file) of the node that the job sees at `destination` (its path in a container).
+struct PlanMount {
+  std::string source;
+  std::string destination;  // /inputs/NAME, /outputs/NAME, /checkpoints
+  bool read_only = true;
+};
 
 struct JobPlan {
   std::string name;
@@ -26,7 +34,11 @@ struct JobPlan {
   int retries_user_error = 0;
   int retries_infrastructure = 3;
   int retries_preemption = 100;
-  bool has_code = false;  // the spec names a `code` directory
+  bool has_code = false;       // the spec names a `code` directory
+  std::string image = "host";  // "host", "oci:PATH", "dir:PATH"
+  std::string runtime = "auto";
+  std::int64_t shm_size_bytes = 0;
+  std::vector<PlanMount> mounts;
 };
 
 // Parses and validates the YAML (the first bad field by its path); `spec_json` gets the

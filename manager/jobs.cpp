@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 
 #include "cohort/log.hpp"
 #include "manager.hpp"
@@ -55,7 +56,7 @@ Status write_durably(const std::filesystem::path& path, const std::string& bytes
 }
 
 std::string describe_failure(const v1::RankFailure& f) {
-  std::string s = "node " + f.node();
+  std::string s = (f.rank() >= 0 ? "rank " + std::to_string(f.rank()) + " on " : "") + "node " + f.node();
   if (!f.host().empty() && f.host() != f.node()) s += " (" + f.host() + ")";
   return s + ": " + f.cause();
 }
@@ -192,6 +193,8 @@ void Manager::end_attempt(JobEntry& e, const std::string& reason, const std::str
   a->set_message(message);
   a->set_ended_ms(t);
   a->mutable_timings()->set_run_s(seconds(a->started_ms(), t));
+  for (const auto& node : a->nodes())
+    ring(node);  // its runner hears of the end now, not at its next heartbeat
   const std::string id = e.job.id();
   const std::string n = std::to_string(a->number());
   event(e.job.cluster(), "", id, "attempt_ended", "job " + id + " attempt " + n + " " + reason + ": " + message);
@@ -230,26 +233,51 @@ void Manager::evaluate_attempt(JobEntry& e) {
   v1::Attempt* a = current_attempt(e);
   if (!a) return;
   bool changed = false;
-  int reported = 0, succeeded = 0;
-  const v1::TaskStatus* first_failure = nullptr;
-  std::string failed_node;
-  std::int64_t first_started = 0, last_step = a->last_step(), first_progress = 0;
-  for (const auto& node : a->nodes()) {
+  int reported = 0, succeeded = 0, ready = 0;
+  bool head_succeeded = false;
+  // The first failure by time: a rank that a node's runner saw fail (it names the rank), or else
+  // a node's processes that exited non-zero.
+  std::optional<v1::RankFailure> first_failure;
+  std::int64_t first_failure_ms = 0;
+  std::int64_t first_started = 0, last_step = a->last_step(), first_progress = 0, last_ready = 0;
+  double unpack_s = 0;
+  for (int rank = 0; rank < a->nodes_size(); ++rank) {
+    const std::string& node = a->nodes(rank);
     auto it = e.tasks.find(node);
     if (it == e.tasks.end()) continue;
     const v1::TaskStatus& t = it->second;
     ++reported;
     if (t.started_ms() > 0 && (first_started == 0 || t.started_ms() < first_started)) first_started = t.started_ms();
+    if (t.ready_ms() > 0) {
+      ++ready;
+      last_ready = std::max(last_ready, t.ready_ms());
+    }
+    unpack_s = std::max(unpack_s, t.image_unpack_s());
     if (t.last_step() > last_step) last_step = t.last_step();
     if (t.last_progress_ms() > 0 && (first_progress == 0 || t.last_progress_ms() < first_progress)) {
       first_progress = t.last_progress_ms();
     }
+    auto n = nodes_.find(node);
+    const std::string host = n != nodes_.end() ? n->second.node.hostname() : "";
+    auto consider = [&](v1::RankFailure f, std::int64_t when) {
+      if (first_failure && when >= first_failure_ms) return;
+      f.set_node(node);
+      if (f.host().empty()) f.set_host(host);
+      first_failure = std::move(f);
+      first_failure_ms = when;
+    };
+    if (t.rank_failure_ms() > 0) consider(t.rank_failure(), t.rank_failure_ms());
     if (t.state() != "exited") continue;
     if (t.exit_code() == 0 && t.signal() == 0) {
       ++succeeded;
-    } else if (!first_failure || t.exited_ms() < first_failure->exited_ms()) {
-      first_failure = &t;
-      failed_node = node;
+      head_succeeded = head_succeeded || rank == 0;
+    } else if (t.rank_failure_ms() == 0) {
+      v1::RankFailure f;
+      f.set_rank(e.plan.processes_per_node == 1 && e.plan.distribution != "mpi" ? rank : -1);
+      f.set_exit_code(t.exit_code());
+      f.set_signal(t.signal());
+      f.set_cause(t.cause().empty() ? "exited with code " + std::to_string(t.exit_code()) : t.cause());
+      consider(std::move(f), t.exited_ms());
     }
   }
   if (last_step != a->last_step()) {
@@ -258,6 +286,11 @@ void Manager::evaluate_attempt(JobEntry& e) {
   }
   if (first_progress > 0 && a->timings().first_progress_s() == 0 && a->started_ms() > 0) {
     a->mutable_timings()->set_first_progress_s(seconds(a->started_ms(), first_progress));
+    changed = true;
+  }
+  if (ready == a->nodes_size() && a->timings().container_start_s() == 0) {
+    a->mutable_timings()->set_container_start_s(seconds(a->created_ms(), last_ready));
+    a->mutable_timings()->set_image_unpack_s(unpack_s);
     changed = true;
   }
   if (a->state() == "provisioning" && reported == a->nodes_size()) {
@@ -270,20 +303,15 @@ void Manager::evaluate_attempt(JobEntry& e) {
                       " node(s)");
     changed = true;
   }
+  // An MPI job is its head's mpirun: when it ends well, the job did, and the other nodes (which
+  // only host Open MPI's daemons) are stopped.
+  if (e.plan.distribution == "mpi" && head_succeeded && !first_failure) {
+    end_attempt(e, "succeeded", "mpirun on the head node exited with code 0");
+    return;
+  }
   if (first_failure) {
-    v1::RankFailure* f = a->mutable_first_failure();
-    f->set_node(failed_node);
-    auto n = nodes_.find(failed_node);
-    f->set_host(n != nodes_.end() ? n->second.node.hostname() : "");
-    f->set_exit_code(first_failure->exit_code());
-    f->set_signal(first_failure->signal());
-    f->set_cause(first_failure->cause().empty() ? "exited with code " + std::to_string(first_failure->exit_code())
-                                                : first_failure->cause());
-    f->set_rank(-1);
-    for (int i = 0; i < a->nodes_size(); ++i) {
-      if (a->nodes(i) == failed_node) f->set_rank(i);
-    }
-    end_attempt(e, "user_error", describe_failure(*f));
+    *a->mutable_first_failure() = *first_failure;
+    end_attempt(e, "user_error", describe_failure(*first_failure));
     return;
   }
   if (succeeded == a->nodes_size()) {
@@ -302,6 +330,19 @@ v1::Assignment Manager::assignment_for(const JobEntry& e, const v1::Attempt& a, 
   for (const auto& n : a.nodes()) {
     auto it = nodes_.find(n);
     as.add_node_addresses(it != nodes_.end() ? it->second.node.address() : "");
+    as.add_peer_endpoints(it != nodes_.end() ? it->second.node.peer_endpoint() : "");
+  }
+  // Derived, not stored: the same after a manager restart, and only the manager (which alone
+  // knows the join token's hash) and the attempt's nodes can know it.
+  as.set_secret(rpc::sha256_hex(join_hash_ + "/" + e.job.id() + "/" + std::to_string(a.number())));
+  as.set_image(e.plan.image);
+  as.set_runtime(e.plan.runtime);
+  as.set_shm_size_bytes(e.plan.shm_size_bytes);
+  for (const auto& m : e.plan.mounts) {
+    auto* out = as.add_mounts();
+    out->set_source(m.source);
+    out->set_destination(m.destination);
+    out->set_read_only(m.read_only);
   }
   as.set_command(e.plan.command);
   for (const auto& [k, v] : e.plan.environment)

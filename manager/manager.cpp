@@ -138,6 +138,15 @@ void Manager::save_job(JobEntry& entry) {
 
 void Manager::save_node(NodeEntry& entry) {
   if (Status s = store_->put_node({entry.node, entry.credential_hash}); !s.ok()) logger()->error("{}", s.to_string());
+  ++entry.work_version;
+  work_cv_.notify_all();
+}
+
+void Manager::ring(const std::string& node) {
+  auto it = nodes_.find(node);
+  if (it == nodes_.end()) return;
+  ++it->second.work_version;
+  work_cv_.notify_all();
 }
 
 v1::Cluster* Manager::find_cluster(const std::string& name) {

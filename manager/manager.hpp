@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -71,6 +72,9 @@ class Manager {
   // PermissionDenied unless `node` runs (or ran) an attempt of `job`.
   Status check_node_job(const std::string& node, const std::string& job);
   Status append_logs(const std::string& node, const v1::AppendLogsRequest& request);
+  // The doorbell: returns the node's work version as soon as it differs from `known` (it got an
+  // assignment or a stop), or after `wait`. Holds one server thread per waiting node.
+  Result<std::int64_t> wait_for_work(const std::string& node, std::int64_t known, std::chrono::milliseconds wait);
 
   // Failure detection, scheduling and autoscaling, at now_ms().
   void tick();
@@ -91,6 +95,7 @@ class Manager {
   struct NodeEntry {
     v1::Node node;
     std::string credential_hash;
+    std::int64_t work_version = 1;  // bumped on every change its runner should hear of at once
   };
 
   explicit Manager(ManagerOptions options, std::unique_ptr<Store> store);
@@ -101,7 +106,8 @@ class Manager {
   void event(const std::string& cluster, const std::string& node, const std::string& job, const std::string& kind,
              const std::string& message);
   void save_job(JobEntry& entry);
-  void save_node(NodeEntry& entry);
+  void save_node(NodeEntry& entry);  // also rings the node's doorbell
+  void ring(const std::string& node);
   v1::Cluster* find_cluster(const std::string& name);
   NodeProvider* provider_for(const v1::ClusterSpec& spec);
   v1::Attempt* current_attempt(JobEntry& entry);
@@ -120,6 +126,7 @@ class Manager {
   ManagerOptions options_;
   std::unique_ptr<Store> store_;
   std::mutex mu_;
+  std::condition_variable work_cv_;  // with mu_: some node's work_version changed
   std::map<std::string, v1::Cluster> clusters_;
   std::map<std::string, std::unique_ptr<NodeProvider>> providers_;  // by provider name
   std::map<std::string, NodeEntry> nodes_;

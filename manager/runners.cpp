@@ -54,6 +54,7 @@ Result<v1::RegisterResponse> Manager::register_node(const v1::RegisterRequest& r
   node.set_cluster(request.cluster());
   node.set_hostname(request.hostname());
   node.set_address(request.address());
+  node.set_peer_endpoint(request.peer_endpoint());
   node.set_vm_size(cluster->spec().vm_size());
   node.set_vm_priority(cluster->spec().vm_priority());
   node.set_cores(request.cores());
@@ -161,6 +162,21 @@ Result<v1::HeartbeatResponse> Manager::heartbeat(const std::string& name, const 
   }
   response.set_drain(n.node.state() == "draining");
   return response;
+}
+
+Result<std::int64_t> Manager::wait_for_work(const std::string& node, std::int64_t known,
+                                            std::chrono::milliseconds wait) {
+  std::unique_lock lock(mu_);
+  const auto until = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    auto it = nodes_.find(node);
+    if (it == nodes_.end()) return Status(Code::kNotFound, "node " + node + " is not known: register again");
+    if (it->second.work_version != known) return it->second.work_version;
+    if (work_cv_.wait_until(lock, until) == std::cv_status::timeout) {
+      it = nodes_.find(node);
+      return it == nodes_.end() ? known : it->second.work_version;
+    }
+  }
 }
 
 Status Manager::check_node_job(const std::string& node, const std::string& job) {

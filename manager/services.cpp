@@ -1,5 +1,6 @@
 #include "services.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -92,7 +93,9 @@ class JobServiceImpl final : public v1::JobService::Service {
   explicit JobServiceImpl(Admin admin) : admin_(std::move(admin)) {}
   grpc::Status SubmitJob(ServerContext* ctx, const v1::SubmitJobRequest* rq, v1::Job* out) override {
     COHORT_ADMIN("SubmitJob");
-    return reply(m.submit_job(*rq), out);
+    auto job = m.submit_job(*rq);
+    if (job.ok()) m.tick();  // schedule it now, not at the next tick
+    return reply(std::move(job), out);
   }
   grpc::Status GetJob(ServerContext* ctx, const v1::GetJobRequest* rq, v1::Job* out) override {
     COHORT_ADMIN("GetJob");
@@ -187,6 +190,24 @@ class RunnerServiceImpl final : public v1::RunnerService::Service {
     Status s = m_.append_logs(rq->node_name(), *rq);
     if (s.code() == Code::kPermissionDenied) return refuse(ctx, s.message());
     return rpc::to_grpc(s);
+  }
+  grpc::Status WaitForWork(ServerContext* ctx, const v1::WaitForWorkRequest* rq,
+                           v1::WaitForWorkResponse* out) override {
+    if (auto s = check_node(ctx, "WaitForWork", rq->node_name()); !s.ok()) return s;
+    // Bounded well below a heartbeat timeout, so a runner notices a manager that went away.
+    const auto until =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(std::clamp<std::int64_t>(rq->wait_ms(), 0, 10000));
+    // In slices, so a canceled call (the runner went, the server shuts down) frees its thread.
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      auto v = m_.wait_for_work(rq->node_name(), rq->known_version(),
+                                std::clamp(left, std::chrono::milliseconds(0), std::chrono::milliseconds(250)));
+      if (!v.ok()) return rpc::to_grpc(v.status());
+      if (*v != rq->known_version() || left.count() <= 0 || ctx->IsCancelled()) {
+        out->set_version(*v);
+        return grpc::Status::OK;
+      }
+    }
   }
   grpc::Status GetCode(ServerContext* ctx, const v1::GetCodeRequest* rq,
                        grpc::ServerWriter<v1::CodeChunk>* writer) override {

@@ -100,6 +100,29 @@ Result<v1::HeartbeatResponse> ManagerClient::heartbeat(v1::HeartbeatRequest requ
   return response;
 }
 
+Result<std::int64_t> ManagerClient::wait_for_work(std::int64_t known, std::chrono::milliseconds wait) {
+  auto [name, credential] = session();
+  v1::WaitForWorkRequest request;
+  request.set_node_name(name);
+  request.set_known_version(known);
+  request.set_wait_ms(wait.count());
+  grpc::ClientContext ctx;
+  prepare(ctx, credential, wait + timeouts_.call);
+  {
+    std::lock_guard lock(mu_);
+    if (cancelled_) return Status(Code::kCanceled, "the runner is shutting down");
+    downloads_.insert(&ctx);
+  }
+  v1::WaitForWorkResponse response;
+  const grpc::Status s = bulk_->WaitForWork(&ctx, request, &response);
+  {
+    std::lock_guard lock(mu_);
+    downloads_.erase(&ctx);
+  }
+  COHORT_TRY(check(s, "WaitForWork", *bulk_channel_));
+  return response.version();
+}
+
 Status ManagerClient::append_logs(const std::string& job, int attempt, std::string_view data) {
   auto [name, credential] = session();
   v1::AppendLogsRequest request;

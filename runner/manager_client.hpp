@@ -32,6 +32,9 @@ class ManagerClient {
   // Fills in the node's name.
   Result<v1::HeartbeatResponse> heartbeat(v1::HeartbeatRequest request);
   Status append_logs(const std::string& job, int attempt, std::string_view data);
+  // The manager's doorbell: the node's work version once it differs from `known`, or after `wait`.
+  // Canceled by cancel_downloads, like a download.
+  Result<std::int64_t> wait_for_work(std::int64_t known, std::chrono::milliseconds wait);
   // Downloads the job's code snapshot to `destination`, checking it against `digest` (sha256 hex)
   // when one is given.
   Status get_code(const std::string& job, const std::string& digest, const std::filesystem::path& destination);
@@ -62,7 +65,7 @@ class ManagerClient {
   mutable std::mutex mu_;
   std::string node_name_;                     // guarded by mu_
   std::string credential_;                    // guarded by mu_
-  std::set<grpc::ClientContext*> downloads_;  // guarded by mu_; each owned by its get_code call
+  std::set<grpc::ClientContext*> downloads_;  // guarded by mu_; each owned by its get_code or wait_for_work call
   bool cancelled_ = false;                    // guarded by mu_
   std::atomic<bool> wait_for_ready_{true};
 };

@@ -41,7 +41,8 @@ int usable_cores() {
 
 RunnerTimeouts RunnerTimeouts::from_config() {
   return {config::get(config::kHeartbeatInterval), config::get(config::kHeartbeatDeadline),
-          config::get(config::kRegisterRetry), config::get(config::kStopGrace), config::get(config::kLogFlush)};
+          config::get(config::kRegisterRetry),     config::get(config::kStopGrace),
+          config::get(config::kLogFlush),          config::get(config::kPeerReady)};
 }
 
 Runner::Runner(RunnerOptions options, RunnerTimeouts timeouts)
@@ -53,9 +54,11 @@ Runner::~Runner() {
     stop_threads_ = true;
   }
   cv_.notify_all();
+  if (client_) client_->cancel_downloads();
   if (log_thread_.joinable()) log_thread_.join();
   if (usage_thread_.joinable()) usage_thread_.join();
-  if (client_) client_->cancel_downloads();
+  if (doorbell_thread_.joinable()) doorbell_thread_.join();
+  peer_server_.reset();
   table_.reset();  // stops what still runs, each task with its grace
 }
 
@@ -71,7 +74,57 @@ void Runner::request_shutdown(const std::string& why) {
 
 bool Runner::wait_or_shutdown(Clock::time_point until) {
   std::unique_lock lock(mu_);
-  return cv_.wait_until(lock, until, [this] { return shutdown_ && !stopping_; });
+  cv_.wait_until(lock, until, [this] { return (shutdown_ && !stopping_) || wake_; });
+  wake_ = false;
+  return shutdown_ && !stopping_;
+}
+
+void Runner::wake() {
+  {
+    std::lock_guard lock(mu_);
+    wake_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Runner::doorbell_loop() {
+  std::int64_t known = 0;
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (stop_threads_) return;
+    }
+    auto v = client_->wait_for_work(known, std::chrono::seconds(10));
+    if (v.ok()) {
+      if (*v != known && known != 0) wake();
+      known = *v;
+      continue;
+    }
+    // The manager is away or older than this runner: heartbeats still carry everything.
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, timeouts_.register_retry, [this] { return stop_threads_; });
+  }
+}
+
+void Runner::set_up_containers() {
+  auto runc = std::make_unique<Runc>();
+  runc->root = options_.work_dir / "runc";
+  if (Status s = can_run_containers(*runc); !s.ok()) {
+    no_containers_ = s.message();
+    logger()->info("jobs run as plain processes here: {}", no_containers_);
+    return;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(runc->root, ec);
+  // Containers of an earlier run of this runner (killed before it could remove them).
+  const std::string prefix = "cohort-" + options_.node_name + "-";
+  if (auto left = runc->list(prefix); left.ok()) {
+    for (const auto& id : *left) {
+      logger()->warn("removing container {}, left by an earlier run of this runner", id);
+      (void)runc->remove(id);
+    }
+  }
+  runc_ = std::move(runc);
 }
 
 void Runner::note_failure(const char* what, const Status& s, int& failures, std::string& last) {
@@ -94,6 +147,7 @@ Status Runner::register_node(bool again) {
   rq.set_cluster(options_.cluster);
   rq.set_hostname(options_.hostname);
   rq.set_address(options_.address);
+  if (peer_server_) rq.set_peer_endpoint(options_.address + ":" + std::to_string(peer_server_->port()));
   rq.set_cores(usable_cores());
   rq.set_memory_bytes(UsageSampler::memory_total_bytes());
   rq.set_gpus(sampler_->gpu_count());
@@ -195,10 +249,12 @@ void Runner::log_loop() {
   for (;;) {
     cv_.wait_for(lock, timeouts_.log_flush, [this] { return stop_threads_ || logs_wanted_; });
     if (stop_threads_) return;
+    const bool exited = logs_wanted_;
     logs_wanted_ = false;
     lock.unlock();
     Status s = table_->ship_logs(send);
     if (s.ok()) {
+      if (exited) wake();  // an exit held back for its last log lines can be reported now
       note_success("AppendLogs", log_failures_, log_last_error_);
     } else {
       note_failure("AppendLogs", s, log_failures_, log_last_error_);
@@ -237,13 +293,26 @@ Status Runner::run() {
                         }
                         cv_.notify_all();
                       }};
+  set_up_containers();
+  env.bin_dir = std::filesystem::read_symlink("/proc/self/exe").parent_path();
+  env.runc = runc_.get();
+  env.no_containers = no_containers_;
+  env.hostname = options_.hostname;
+  env.ready_timeout = timeouts_.peer_ready;
+  env.image_cache = options_.work_dir / "images";
+  env.wait_peer_ready = wait_peer_ready;
+  env.on_change = [this] { wake(); };
   table_ = std::make_unique<TaskTable>(std::move(env), timeouts_.call_deadline);
+  auto peers = PeerServer::start(options_.address + ":0", *table_);
+  if (!peers.ok()) return peers.status().with_context("starting the peer service");
+  peer_server_ = std::move(*peers);
   sampler_ = std::make_unique<UsageSampler>();
   usage_thread_ = std::thread([this] { usage_loop(); });
   logger()->info("cohort-runner for cluster {} on {} ({}), work directory {}: registering with {}", options_.cluster,
                  options_.hostname, options_.address, options_.work_dir.string(), options_.manager.address);
   if (Status s = register_node(false); !s.ok()) return s.code() == Code::kCanceled ? Status() : s;
   log_thread_ = std::thread([this] { log_loop(); });
+  doorbell_thread_ = std::thread([this] { doorbell_loop(); });
 
   Status fatal;
   auto next = Clock::now();
@@ -286,7 +355,9 @@ void Runner::finish_shutdown() {
     stop_threads_ = true;
   }
   cv_.notify_all();
+  client_->cancel_downloads();  // the doorbell's call
   if (log_thread_.joinable()) log_thread_.join();
+  if (doorbell_thread_.joinable()) doorbell_thread_.join();
   client_->fail_fast();  // a manager that is away gets no more waiting: the runner is ending
   if (Status s = table_->ship_logs([this](const v1::Assignment& a, std::string_view data) {
         return client_->append_logs(a.job(), a.attempt(), data);

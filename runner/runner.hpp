@@ -15,8 +15,10 @@
 #include <thread>
 
 #include "cohort/status.hpp"
+#include "container.hpp"
 #include "manager_client.hpp"
 #include "options.hpp"
+#include "peer_service.hpp"
 #include "spawner.hpp"
 #include "task_table.hpp"
 #include "usage.hpp"
@@ -31,6 +33,7 @@ struct RunnerTimeouts {
   std::chrono::milliseconds register_retry;
   std::chrono::milliseconds stop_grace;
   std::chrono::milliseconds log_flush;
+  std::chrono::milliseconds peer_ready;
   static RunnerTimeouts from_config();
 };
 
@@ -54,6 +57,9 @@ class Runner {
   void apply(const v1::HeartbeatResponse& response);
   void log_loop();
   void usage_loop();
+  void doorbell_loop();
+  void wake();  // heartbeat now: a task changed, or the manager has news
+  void set_up_containers();
   bool wait_or_shutdown(std::chrono::steady_clock::time_point until);  // true when shutdown asked
   void note_failure(const char* what, const Status& s, int& failures, std::string& last);
   void note_success(const char* what, int& failures, std::string& last);
@@ -72,6 +78,7 @@ class Runner {
   std::string shutdown_why_;            // guarded by mu_
   bool stop_threads_ = false;           // guarded by mu_
   bool logs_wanted_ = false;            // guarded by mu_: a task exited, ship now
+  bool wake_ = false;                   // guarded by mu_: heartbeat now
   v1::Usage usage_;                     // guarded by mu_
   std::chrono::milliseconds interval_;  // heartbeat thread only
   bool draining_ = false;               // heartbeat thread only
@@ -84,6 +91,10 @@ class Runner {
   std::string log_last_error_;          // log thread only
   std::thread log_thread_;
   std::thread usage_thread_;
+  std::thread doorbell_thread_;
+  std::unique_ptr<Runc> runc_;  // null when this node runs no containers
+  std::string no_containers_;   // why not
+  std::unique_ptr<PeerServer> peer_server_;
 };
 
 }  // namespace cohort::runner

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <csignal>
 #include <fstream>
@@ -9,6 +11,9 @@
 #include <map>
 
 #include "cohort/log.hpp"
+#include "exec_init.hpp"
+#include "oci_image.hpp"
+#include "rank_report.hpp"
 #include "subprocess.hpp"
 
 extern char** environ;
@@ -39,40 +44,6 @@ std::string describe(const ExitStatus& s) {
 
 }  // namespace
 
-std::vector<std::string> job_environment(const std::vector<std::string>& base, const v1::Assignment& a,
-                                         const std::string& node_name, const fs::path& progress_file) {
-  std::vector<std::string> order;
-  std::map<std::string, std::string> values;
-  auto set = [&](const std::string& name, const std::string& value) {
-    if (name.empty() || name.find('=') != std::string::npos) return;
-    if (values.emplace(name, value).second) {
-      order.push_back(name);
-    } else {
-      values[name] = value;
-    }
-  };
-  for (const auto& entry : base) {
-    const auto eq = entry.find('=');
-    if (eq != std::string::npos) set(entry.substr(0, eq), entry.substr(eq + 1));
-  }
-  for (const auto& [name, value] : a.environment())
-    set(name, value);
-  std::string addresses;
-  for (const auto& address : a.node_addresses())
-    addresses += (addresses.empty() ? "" : ",") + address;
-  set("COHORT_JOB_ID", a.job());
-  set("COHORT_ATTEMPT", std::to_string(a.attempt()));
-  set("COHORT_NODE_RANK", std::to_string(a.node_rank()));
-  set("COHORT_NUM_NODES", std::to_string(a.num_nodes()));
-  set("COHORT_NODE_NAME", node_name);
-  set("COHORT_NODE_ADDRESSES", addresses);
-  set("COHORT_PROGRESS_FILE", progress_file.string());
-  std::vector<std::string> out;
-  for (const auto& name : order)
-    out.push_back(name + "=" + values[name]);
-  return out;
-}
-
 std::vector<std::string> runner_environment_for_jobs() {
   std::vector<std::string> out;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
@@ -80,6 +51,34 @@ std::vector<std::string> runner_environment_for_jobs() {
     if (entry.starts_with("COHORT_JOIN_TOKEN=") || entry.starts_with("COHORT_TOKEN=")) continue;
     out.emplace_back(entry);
   }
+  return out;
+}
+
+std::string shell_join(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const auto& a : argv) {
+    if (!out.empty()) out += ' ';
+    out += '\'';
+    for (char c : a) {
+      if (c == '\'') {
+        out += "'\\''";
+      } else {
+        out += c;
+      }
+    }
+    out += '\'';
+  }
+  return out;
+}
+
+std::vector<fs::path> gpu_devices() {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/dev", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.starts_with("nvidia") && !e.is_directory(ec)) out.push_back(e.path());
+  }
+  std::sort(out.begin(), out.end());
   return out;
 }
 
@@ -141,9 +140,11 @@ Status Task::prepare() {
   std::error_code ec;
   fs::remove_all(dir_, ec);  // a re-run of this attempt (after a runner restart) starts afresh
   fs::create_directories(dir_ / "code", ec);
+  if (!ec) fs::create_directories(run_dir(), ec);
   if (ec) return Status(Code::kIoError, "cannot create " + (dir_ / "code").string() + ": " + ec.message());
   std::ofstream(log_path(), std::ios::app).flush();  // the log exists from the start, for the shipper
   if (!assignment_.has_code()) return {};
+  set_phase("fetching the job's code");
   const fs::path archive = dir_ / "code.tar.gz";
   COHORT_TRY(env_.fetch_code(assignment_, archive).with_context("fetching the job's code"));
   SpawnOptions tar{.argv = {"tar", "-xzf", archive.string(), "-C", (dir_ / "code").string(), "--no-same-owner"}};
@@ -156,37 +157,211 @@ Status Task::prepare() {
   return {};
 }
 
+std::string Task::container_id() const {
+  std::string id = "cohort-" + env_.node_name + "-" + assignment_.job() + "-" + std::to_string(assignment_.attempt());
+  for (char& c : id) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '_';
+  }
+  return id;
+}
+
+Result<std::string> Task::plan() {
+  const std::string& runtime = assignment_.runtime();
+  const std::string& image = assignment_.image();
+  const bool host_image = image.empty() || image == "host";
+  bool container = env_.runc != nullptr;
+  if (runtime == "none") {
+    container = false;
+  } else if (!container && (runtime == "runc" || !host_image)) {
+    return Status(Code::kFailedPrecondition, "image " + (host_image ? std::string("host") : image) +
+                                                 " with runtime runc cannot run on node " + env_.node_name + ": " +
+                                                 env_.no_containers);
+  }
+  NodeFacts facts{env_.node_name, dir_, env_.bin_dir, container, geteuid() == 0, env_.stop_grace.count()};
+  std::vector<std::string> base;
+  if (container) {
+    // A container starts from a clean environment: nothing of the runner's leaks into it.
+    base = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/tmp", "TMPDIR=/tmp",
+            "LANG=C.UTF-8", "HOSTNAME=" + env_.hostname};
+  } else {
+    base = env_.base_environment;
+  }
+  COHORT_ASSIGN_OR_RETURN(plan_, plan_launch(assignment_, facts, base));
+  if (!container) return "exec " + shell_join(plan_.argv);
+
+  // The job's user must write its run directory, outputs and checkpoints.
+  std::vector<fs::path> writable = {run_dir()};
+  for (const auto& m : plan_.mounts) {
+    if (m.read_only || m.source == run_dir()) continue;
+    std::error_code ec;
+    fs::create_directories(m.source, ec);
+    if (ec)
+      return Status(Code::kIoError,
+                    "cannot create " + m.source.string() + " for " + m.destination + ": " + ec.message());
+    writable.push_back(m.source);
+  }
+  for (const auto& p : writable) {
+    if (::chown(p.c_str(), env_.job_uid, env_.job_gid) != 0) return errno_status("chown", errno, p.string());
+  }
+  for (const auto& m : plan_.mounts) {
+    std::error_code ec;
+    if (!fs::exists(m.source, ec)) {
+      return Status(Code::kNotFound,
+                    m.destination + ": " + m.source.string() + " does not exist on node " + env_.node_name);
+    }
+  }
+  // The job's hostname must resolve to its node's address, not to nothing or loopback: gloo and
+  // Open MPI bind and advertise what it resolves to.
+  const fs::path hosts = dir_ / "hosts";
+  const std::string own = assignment_.node_rank() < assignment_.node_addresses_size()
+                              ? assignment_.node_addresses(assignment_.node_rank())
+                              : "127.0.1.1";
+  {
+    std::ofstream out(hosts, std::ios::trunc);
+    out << "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" << own << "\t" << env_.hostname << "\n";
+    if (!out.flush()) return Status(Code::kIoError, "cannot write " + hosts.string());
+  }
+  plan_.mounts.push_back({hosts, "/etc/hosts", true});
+
+  ContainerSpec spec;
+  spec.id = container_id();
+  spec.bundle_dir = dir_ / "bundle";
+  spec.hostname = env_.hostname;
+  spec.uid = env_.job_uid;
+  spec.gid = env_.job_gid;
+  spec.args = plan_.argv;
+  spec.env = plan_.env;
+  spec.cwd = plan_.cwd;
+  spec.mounts = plan_.mounts;
+  spec.shm_size_bytes = static_cast<std::uint64_t>(assignment_.shm_size_bytes());
+  spec.devices = gpu_devices();
+  if (image.starts_with("dir:")) {
+    spec.rootfs = image.substr(4);
+    std::error_code ec;
+    if (!fs::is_directory(spec.rootfs, ec)) {
+      return Status(Code::kNotFound, "image " + image + ": no such directory on node " + env_.node_name);
+    }
+  } else if (image.starts_with("oci:")) {
+    set_phase("unpacking image " + image);
+    auto [layout, ref] = split_oci_reference(image.substr(4));
+    COHORT_ASSIGN_OR_RETURN(UnpackedImage unpacked, unpack_oci_image(layout, ref, env_.image_cache));
+    spec.rootfs = unpacked.rootfs;
+    for (const auto& e : unpacked.entrypoint_env) {
+      if (!e.starts_with("PATH=")) continue;  // the image's PATH: its programs may live elsewhere
+      for (auto& v : spec.env) {
+        if (v.starts_with("PATH=")) v = e;
+      }
+    }
+    std::lock_guard lock(mu_);
+    status_.set_image_unpack_s(unpacked.unpack_seconds);
+  }
+  set_phase("starting its container");
+  COHORT_TRY(write_bundle(spec).with_context("writing the container's bundle"));
+  std::string command = "exec " + shell_join(env_.runc->run_argv(spec));
+  container_ = std::move(spec);
+  return command;
+}
+
+void Task::gate_on_peers() {
+  const auto until = Clock::now() + env_.ready_timeout;
+  auto give_up = [this] { return gate_cancel_.load() || stop_requested(); };
+  Status s;
+  for (int rank = 1; rank < assignment_.num_nodes() && s.ok() && !give_up(); ++rank)
+    s = env_.wait_peer_ready(assignment_, rank, until, give_up);
+  if (give_up()) return;
+  if (s.ok()) {
+    std::ofstream go(plan_.go_file);
+    if (go.flush()) return;
+    s = Status(Code::kIoError, "cannot write " + plan_.go_file.string());
+  }
+  note(s.message());
+  stop("could not start: " + s.message());
+}
+
+bool Task::stop_requested() const {
+  std::lock_guard lock(mu_);
+  return stop_cause_.has_value();
+}
+
 void Task::run() {
   const std::string name = "job " + assignment_.job() + " attempt " + std::to_string(assignment_.attempt());
   auto stop_cause = [this] {
     std::lock_guard lock(mu_);
     return stop_cause_;
   };
-  if (auto stopped = stop_cause()) return finish(ExitStatus{0, SIGTERM}, *stopped + " (before it started)");
-  if (Status s = prepare(); !s.ok()) {
+  auto fail = [&](const Status& s) {
     logger()->error("{}: {}", name, s.message());
     note(s.message());
-    return finish(ExitStatus{127, 0}, "could not start: " + s.message());
-  }
+    clean_up();
+    finish(ExitStatus{127, 0}, "could not start: " + s.message());
+  };
   if (auto stopped = stop_cause()) return finish(ExitStatus{0, SIGTERM}, *stopped + " (before it started)");
-  JobProcessSpec spec{assignment_.command(), dir_ / "code", log_path(),
-                      job_environment(env_.base_environment, assignment_, env_.node_name, progress_path())};
-  auto process = env_.spawner->start(spec);
-  if (!process.ok()) {
-    logger()->error("{}: {}", name, process.status().message());
-    note(process.status().message());
-    return finish(ExitStatus{127, 0}, "could not start: " + process.status().message());
+  if (Status s = prepare(); !s.ok()) return fail(s);
+  auto command = plan();
+  if (!command.ok()) return fail(command.status());
+  if (auto stopped = stop_cause()) {
+    clean_up();
+    return finish(ExitStatus{0, SIGTERM}, *stopped + " (before it started)");
   }
+  // The keeper's environment: the container's is in its bundle, and runc wants the runner's.
+  JobProcessSpec spec{*command, dir_ / "code", log_path(), container_ ? env_.base_environment : plan_.env};
+  auto process = env_.spawner->start(spec);
+  if (!process.ok()) return fail(process.status());
   {
     std::lock_guard lock(mu_);
     status_.set_state("running");
     status_.set_started_ms(epoch_ms());
   }
-  logger()->info("{}: started `{}` (process group {})", name, assignment_.command(), process->process_group());
-  watch(*process);
+  logger()->info("{}: started {} (process group {})", name,
+                 container_ ? "container " + container_->id : "`" + assignment_.command() + "`",
+                 process->process_group());
+  // An MPI head's container starts at once; mpirun in it waits for the go file, created once every
+  // other node's container is up (or the attempt is stopped, naming the node that was not).
+  std::thread gate;
+  if (!plan_.go_file.empty()) gate = std::thread([this] { gate_on_peers(); });
+  wait_ready(*process);
+  auto [status, cause] = watch(*process);
+  gate_cancel_ = true;
+  if (gate.joinable()) gate.join();
+  // The containers go before the status says the attempt ended: whoever reads the end may reuse
+  // the node at once.
+  clean_up();
+  finish(status, std::move(cause));
 }
 
-void Task::watch(JobProcess& process) {
+void Task::wait_ready(JobProcess& process) {
+  const auto until = Clock::now() + env_.ready_timeout;
+  const fs::path ready_file = run_dir() / "ready";
+  for (;;) {
+    std::error_code ec;
+    if (fs::exists(ready_file, ec)) {
+      {
+        std::lock_guard lock(mu_);
+        ready_ = true;
+        phase_ = "running";
+        status_.set_ready_ms(epoch_ms());
+      }
+      if (env_.on_change) env_.on_change();
+      return;
+    }
+    auto ended = process.wait_for(std::chrono::milliseconds(5));
+    bool stopping;
+    {
+      std::lock_guard lock(mu_);
+      stopping = stop_cause_.has_value();
+    }
+    if ((ended.ok() && ended->has_value()) || stopping) return;  // watch() reports the end
+    if (Clock::now() >= until) {
+      const std::string why = std::string(container_ ? "its container" : "its first process") + " was not up after " +
+                              std::to_string(env_.ready_timeout.count() / 1000) + " s";
+      note(why);
+      stop("could not start: " + why);
+      return;
+    }
+  }
+}
+
+std::pair<ExitStatus, std::string> Task::watch(JobProcess& process) {
   const auto started = Clock::now();
   const auto timeout = std::chrono::seconds(assignment_.timeout_s());
   std::optional<Clock::time_point> term_sent;
@@ -194,16 +369,16 @@ void Task::watch(JobProcess& process) {
   for (;;) {
     auto ended = process.wait_for(kTick);
     read_progress();
+    read_rank_reports();
     if (ended.ok() && ended->has_value()) {
       std::string cause;
-      ExitStatus st = **ended;
+      ExitStatus st = container_ ? init_exit(**ended) : **ended;
       {
         std::lock_guard lock(mu_);
         if (stop_cause_ && term_sent) cause = *stop_cause_;
       }
       const bool timed_out = cause.starts_with("timed out");
-      if (timed_out && st.success()) st.code = 124;  // a job that exits 0 on SIGTERM still timed out
-      return finish(st, cause.empty() ? describe(st) : timed_out ? cause : cause + ": " + describe(st));
+      return {st, cause.empty() ? describe(st) : timed_out ? cause : cause + ": " + describe(st)};
     }
     if (!ended.ok()) logger()->warn("job {}: {}", assignment_.job(), ended.status().message());
     const auto now = Clock::now();
@@ -224,6 +399,83 @@ void Task::watch(JobProcess& process) {
       (void)process.signal_group(SIGKILL);
       kill_sent = true;
     }
+  }
+}
+
+ExitStatus Task::init_exit(ExitStatus st) const {
+  if (st.signal != 0 || st.code <= 128) return st;
+  std::ifstream in(run_dir() / kExitFileName);
+  std::string word;
+  int signal = 0;
+  if (in >> word >> signal && word == "signal" && signal == st.code - 128) return ExitStatus{0, signal};
+  return st;
+}
+
+void Task::read_rank_reports() {
+  std::error_code ec;
+  const auto mtime = fs::last_write_time(run_dir(), ec);
+  if (ec || mtime == reports_mtime_) return;
+  reports_mtime_ = mtime;
+  const auto failed = first_failure(read_reports(run_dir()));
+  if (!failed) return;
+  {
+    std::lock_guard lock(mu_);
+    if (status_.rank_failure_ms() != 0) return;  // the first one stays the first
+    v1::RankFailure* f = status_.mutable_rank_failure();
+    f->set_rank(failed->rank);
+    f->set_host(failed->host);
+    f->set_exit_code(failed->status.code);
+    f->set_signal(failed->status.signal);
+    f->set_cause("rank " + std::to_string(failed->rank) + " " + describe(failed->status));
+    status_.set_rank_failure_ms(failed->end_ns / 1'000'000);
+  }
+  logger()->warn("job {} attempt {}: rank {} on {} {}", assignment_.job(), assignment_.attempt(), failed->rank,
+                 failed->host, describe(failed->status));
+  if (env_.on_change) env_.on_change();
+}
+
+bool Task::ready() const {
+  std::lock_guard lock(mu_);
+  return ready_ && !exited_.load();
+}
+
+std::string Task::phase() const {
+  std::lock_guard lock(mu_);
+  return exited_.load() ? "exited: " + status_.cause() : phase_;
+}
+
+void Task::set_phase(std::string phase) {
+  std::lock_guard lock(mu_);
+  phase_ = std::move(phase);
+}
+
+Result<SpawnOptions> Task::exec_options(const std::vector<std::string>& argv) const {
+  if (!ready()) return Status(Code::kFailedPrecondition, "attempt is not running here: " + phase());
+  SpawnOptions o;
+  if (container_) {
+    o.argv =
+        env_.runc->exec_argv(container_->id, container_->uid, container_->gid, container_->env, container_->cwd, argv);
+    return o;
+  }
+  o.argv = argv;
+  for (const auto& entry : plan_.env) {
+    const auto eq = entry.find('=');
+    if (eq != std::string::npos) o.env.emplace_back(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  for (const char* secret : {"COHORT_JOIN_TOKEN", "COHORT_TOKEN"})
+    o.env.emplace_back(secret, "");
+  o.working_directory = plan_.cwd;
+  return o;
+}
+
+void Task::clean_up() {
+  if (container_) {
+    if (Status s = env_.runc->remove(container_->id); !s.ok()) {
+      logger()->error("job {} attempt {}: removing container {}: {}", assignment_.job(), assignment_.attempt(),
+                      container_->id, s.to_string());
+    }
+    std::error_code ec;
+    fs::remove_all(container_->bundle_dir, ec);
   }
 }
 

@@ -16,8 +16,11 @@
 
 #include "cohort/status.hpp"
 #include "cohort/v1/cohort.pb.h"
+#include "container.hpp"
 #include "exit_status.hpp"
+#include "launch_plan.hpp"
 #include "spawner.hpp"
+#include "subprocess.hpp"
 
 namespace cohort::runner {
 
@@ -32,16 +35,31 @@ struct TaskEnvironment {
   CodeFetcher fetch_code;                      // called only for an assignment with code
   Spawner* spawner = nullptr;                  // owned by the runner, outlives every task
   std::function<void()> on_exit;               // called on the task's thread when it has exited
+  std::filesystem::path bin_dir;               // cohort-exec and cohort-bridge
+  // Null when this node runs no containers; `no_containers` then says why.
+  const Runc* runc = nullptr;
+  std::string no_containers;
+  std::string hostname;  // the container's
+  uid_t job_uid = 65534;
+  gid_t job_gid = 65534;
+  std::chrono::milliseconds ready_timeout{120000};  // config::kPeerReady
+  std::filesystem::path image_cache;                // unpacked OCI images, shared by attempts
+  // Waits until node `rank` of the attempt has its container up, or `until`; the error names the
+  // node. Used by an MPI head before it starts mpirun.
+  std::function<Status(const v1::Assignment&, int rank, std::chrono::steady_clock::time_point until,
+                       const std::function<bool()>& give_up)>
+      wait_peer_ready;
+  std::function<void()> on_change;  // the task is up, or one of its ranks failed: report it now
 };
-
-// The environment a job gets: `base`, then the assignment's variables, then Cohort's own
-// (COHORT_JOB_ID, COHORT_ATTEMPT, COHORT_NODE_RANK, COHORT_NUM_NODES, COHORT_NODE_NAME,
-// COHORT_NODE_ADDRESSES, COHORT_PROGRESS_FILE), each name once, later ones winning.
-std::vector<std::string> job_environment(const std::vector<std::string>& base, const v1::Assignment& assignment,
-                                         const std::string& node_name, const std::filesystem::path& progress_file);
 
 // The runner's environment without what a job must not see (the join token, the admin token).
 std::vector<std::string> runner_environment_for_jobs();
+
+// argv as one /bin/sh command line, each word single-quoted.
+std::string shell_join(const std::vector<std::string>& argv);
+
+// The GPU device nodes of this machine (/dev/nvidia*), given to every container.
+std::vector<std::filesystem::path> gpu_devices();
 
 // The step a progress file holds (a decimal number, surrounding blanks allowed); nullopt otherwise.
 std::optional<std::int64_t> parse_progress(std::string_view text);
@@ -64,16 +82,36 @@ class Task {
   // True when the task exited within `timeout`.
   bool wait_exited(std::chrono::milliseconds timeout) const;
 
+  // Its container (or process) is up and has not exited: what a peer's readiness gate waits for.
+  bool ready() const;
+  // What the node is doing while not ready, for a peer's error message.
+  std::string phase() const;
+  // How to run `argv` beside the job (in its container, as its user, with its environment):
+  // Open MPI's daemon started through a peer's bridge. FailedPrecondition before it is ready.
+  Result<SpawnOptions> exec_options(const std::vector<std::string>& argv) const;
+
   const v1::Assignment& assignment() const { return assignment_; }
   const std::filesystem::path& dir() const { return dir_; }
   std::filesystem::path log_path() const { return dir_ / "output.log"; }
-  std::filesystem::path progress_path() const { return dir_ / "progress"; }
+  std::filesystem::path run_dir() const { return dir_ / "run"; }
+  std::filesystem::path progress_path() const { return run_dir() / "progress"; }
+  std::string container_id() const;
 
  private:
   void run();
   Status prepare();
-  void watch(JobProcess& process);
+  Result<std::string> plan();  // the command the keeper runs; fills plan_ and container_
+  void gate_on_peers();        // on a thread of its own: creates plan_.go_file, or stops the task
+  bool stop_requested() const;
+  void wait_ready(JobProcess& process);
+  // Until the first process ends: how it ended and the cause to report.
+  std::pair<ExitStatus, std::string> watch(JobProcess& process);
   void read_progress();
+  // What `runc run` reports as 128 + N is a signal when init, pid 1 there, says it ended by N.
+  ExitStatus init_exit(ExitStatus st) const;
+  void read_rank_reports();
+  void set_phase(std::string phase);
+  void clean_up();
   void finish(ExitStatus status, std::string cause);
   void note(const std::string& line) const;  // appends a runner line to output.log
 
@@ -86,7 +124,13 @@ class Task {
   v1::TaskStatus status_;                  // guarded by mu_
   std::optional<std::string> stop_cause_;  // guarded by mu_
   std::atomic<bool> exited_{false};
+  std::atomic<bool> gate_cancel_{false};              // the first process ended: the gate has nothing to open
   std::filesystem::file_time_type progress_mtime_{};  // task thread only
+  std::filesystem::file_time_type reports_mtime_{};   // task thread only
+  std::string phase_ = "starting";                    // guarded by mu_
+  bool ready_ = false;                                // guarded by mu_
+  LaunchPlan plan_;                                   // written before ready_, read after
+  std::optional<ContainerSpec> container_;            // likewise; set when it runs in a container
   std::thread thread_;
 };
 

@@ -63,6 +63,13 @@ void TaskTable::forget(const std::string& job, int attempt) {
   if (it->second->logs_done) entries_.erase(it);
 }
 
+std::shared_ptr<Task> TaskTable::find(const std::string& job, int attempt) const {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find({job, attempt});
+  if (it == entries_.end()) return nullptr;
+  return std::shared_ptr<Task>(it->second, it->second->task.get());  // shares the entry's lifetime
+}
+
 std::vector<v1::TaskStatus> TaskTable::statuses(bool hold_exits_for_logs) const {
   std::lock_guard lock(mu_);
   std::vector<v1::TaskStatus> out;

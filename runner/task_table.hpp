@@ -33,6 +33,8 @@ class TaskTable {
   // is recorded as exited with the reason. Returns true when it started something.
   bool start(const v1::Assignment& assignment);
   void stop(const std::string& job, int attempt, const std::string& cause);
+  // The task of that attempt (kept alive by the pointer), or null when this node has none.
+  std::shared_ptr<Task> find(const std::string& job, int attempt) const;
   void stop_all(const std::string& cause);
   // No more reporting; the entry goes once its log is shipped.
   void forget(const std::string& job, int attempt);

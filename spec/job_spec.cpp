@@ -20,7 +20,7 @@ using detail::Value;
 constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
 
 constexpr std::array<std::string_view, 3> kDistributionTypes = {"none", "mpi", "pytorch"};
-constexpr std::array<std::string_view, 2> kRuntimes = {"none", "runc"};
+constexpr std::array<std::string_view, 3> kRuntimes = {"none", "runc", "auto"};
 constexpr std::array<std::string_view, 2> kDataTypes = {"uri_folder", "uri_file"};
 constexpr std::array<std::string_view, 2> kInputModes = {"ro_mount", "download"};
 constexpr std::array<std::string_view, 2> kOutputModes = {"rw_mount", "upload"};
@@ -140,8 +140,8 @@ Status set_environment(const Value& v, const std::string& path, Environment& out
   } else {
     return expected(path, R"("host", "oci:PATH", "dir:PATH" or a map of image, runtime and shm_size)", v);
   }
-  if (!e.runtime_given) e.env.runtime = e.env.image == ImageKind::kHost ? Runtime::kNone : Runtime::kRunc;
-  if (e.env.runtime == Runtime::kNone && e.env.image != ImageKind::kHost) {
+  if (!e.runtime_given) e.env.runtime = e.env.image == ImageKind::kHost ? Runtime::kAuto : Runtime::kRunc;
+  if (e.env.runtime != Runtime::kRunc && e.env.image != ImageKind::kHost) {
     return spec_error(detail::join_path(path, "runtime"),
                       "expected runc for image \"" + image_reference(e.env) + "\" (only image host runs without one)");
   }

@@ -25,7 +25,7 @@ namespace cohort::spec {
 
 enum class DistributionType { kNone, kMpi, kPytorch };
 enum class ImageKind { kHost, kOci, kDir };
-enum class Runtime { kNone, kRunc };
+enum class Runtime { kNone, kRunc, kAuto };  // kAuto: runc where the node can run it, else none
 enum class DataType { kUriFolder, kUriFile };
 enum class InputMode { kRoMount, kDownload };
 enum class OutputMode { kRwMount, kUpload };
@@ -34,8 +34,10 @@ enum class OutputMode { kRwMount, kUpload };
 // layout or a directory, run by an OCI runtime.
 struct Environment {
   ImageKind image = ImageKind::kHost;
-  std::string image_path;            // kOci: the OCI image layout; kDir: the root filesystem; "" for kHost
-  Runtime runtime = Runtime::kNone;  // kRunc unless given when the image is not kHost (which needs it)
+  std::string image_path;  // kOci: the OCI image layout; kDir: the root filesystem; "" for kHost
+  // Unless given: kAuto for kHost (a container where the node can run one, plain processes where it
+  // cannot), kRunc for the other images (which need it).
+  Runtime runtime = Runtime::kAuto;
   std::uint64_t shm_size_bytes = 0;  // size of /dev/shm; 0: the runtime's default
   bool operator==(const Environment&) const = default;
 };

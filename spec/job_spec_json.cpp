@@ -17,7 +17,7 @@ std::string_view to_string(DistributionType type) {
 }
 
 std::string_view to_string(Runtime runtime) {
-  return runtime == Runtime::kRunc ? "runc" : "none";
+  return runtime == Runtime::kRunc ? "runc" : runtime == Runtime::kAuto ? "auto" : "none";
 }
 std::string_view to_string(DataType type) {
   return type == DataType::kUriFile ? "uri_file" : "uri_folder";

@@ -14,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "cluster_fixture.hpp"
 #include "cohort/v1/cohort.grpc.pb.h"
 #include "rpc.hpp"
 #include "test_support.hpp"
@@ -25,124 +26,7 @@ namespace fs = std::filesystem;
 using namespace std::chrono;
 using json = nlohmann::json;
 
-std::string read_word(const fs::path& p) {
-  std::ifstream in(p);
-  std::string w;
-  in >> w;
-  return w;
-}
-
-class ClusterTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / unique_job_id("cohort-cluster-test");
-    fs::create_directories(dir_);
-    up();
-  }
-
-  void TearDown() override {
-    auto r = run_captured({.argv = {bin("cohort"), "down", "--state-dir", dir_.string()}}, seconds(30));
-    EXPECT_TRUE(r.ok() && r->status.success()) << (r.ok() ? r->err : r.status().to_string());
-    // Nothing of this state directory may outlive the test.
-    for (pid_t pid : processes_mentioning(dir_.string())) {
-      ADD_FAILURE() << "process " << pid << " of " << dir_ << " outlived `cohort down`";
-      ::kill(pid, SIGKILL);
-    }
-    fs::remove_all(dir_);
-  }
-
-  void up() {
-    auto r = run_captured({.argv = {bin("cohort"), "up", "--state-dir", dir_.string()}}, seconds(60));
-    ASSERT_TRUE(r.ok() && r->status.success()) << (r.ok() ? r->out + r->err : r.status().to_string());
-    std::ifstream env(dir_ / "env");
-    std::string line;
-    while (std::getline(env, line)) {
-      const auto eq = line.find('=');
-      if (line.rfind("COHORT_MANAGER=", 0) == 0) address_ = line.substr(eq + 1);
-      if (line.rfind("COHORT_TOKEN=", 0) == 0) token_ = line.substr(eq + 1);
-    }
-    ASSERT_FALSE(address_.empty());
-    ASSERT_FALSE(token_.empty());
-  }
-
-  static std::vector<pid_t> processes_mentioning(const std::string& text) {
-    std::vector<pid_t> out;
-    for (const auto& e : fs::directory_iterator("/proc")) {
-      const std::string name = e.path().filename();
-      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-      std::ifstream in(e.path() / "cmdline");
-      std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      std::ifstream stat(e.path() / "stat");
-      std::string s;
-      std::getline(stat, s);
-      const auto paren = s.rfind(')');
-      const bool zombie = paren != std::string::npos && paren + 2 < s.size() && s[paren + 2] == 'Z';
-      if (!zombie && cmd.find(text) != std::string::npos) out.push_back(std::stoi(name));
-    }
-    return out;
-  }
-
-  Captured cohort(std::vector<std::string> args, milliseconds timeout = seconds(60)) {
-    args.insert(args.begin(), bin("cohort"));
-    auto r = run_captured({.argv = args, .env = {{"COHORT_MANAGER", address_}, {"COHORT_TOKEN", token_}}}, timeout);
-    EXPECT_TRUE(r.ok()) << r.status().to_string();
-    return r.ok() ? *r : Captured{};
-  }
-
-  json cohort_json(std::vector<std::string> args) {
-    args.insert(args.end(), {"--output", "json"});
-    Captured r = cohort(args);
-    EXPECT_TRUE(r.status.success()) << r.err;
-    try {
-      return json::parse(r.out);
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << "not JSON: " << r.out << " (" << e.what() << ")";
-      return json();
-    }
-  }
-
-  void create_cluster(int min, int max, int idle) {
-    Captured r = cohort({"cluster", "create", "cpu", "--vm-size", "local", "--min-nodes", std::to_string(min),
-                         "--max-nodes", std::to_string(max), "--idle-seconds-before-scaledown", std::to_string(idle)});
-    ASSERT_TRUE(r.status.success()) << r.out << r.err;
-  }
-
-  // A job directory: job.yaml and its code.
-  fs::path write_job(const std::string& name, int nodes, const std::string& script) {
-    const fs::path d = dir_ / ("job-" + name);
-    fs::create_directories(d / "code");
-    std::ofstream(d / "code" / "work.sh") << script;
-    std::ofstream(d / "job.yaml") << "name: " << name << "\ncommand: sh work.sh\ncode: code\ncompute: cpu\n"
-                                  << "resources:\n  instance_count: " << nodes << "\n";
-    return d / "job.yaml";
-  }
-
-  json nodes() { return cohort_json({"node", "list"}); }
-
-  int live_nodes() {
-    int n = 0;
-    for (const auto& node : nodes()) {
-      const std::string s = node.value("state", "");
-      n += s == "provisioning" || s == "idle" || s == "busy" || s == "draining";
-    }
-    return n;
-  }
-
-  template <typename F>
-  bool wait_until(F f, milliseconds timeout) {
-    const auto deadline = steady_clock::now() + timeout;
-    while (steady_clock::now() < deadline) {
-      if (f()) return true;
-      std::this_thread::sleep_for(milliseconds(100));
-    }
-    return f();
-  }
-
-  std::string job_state(const std::string& id) { return cohort_json({"job", "show", id}).value("state", ""); }
-
-  fs::path dir_;
-  std::string address_, token_;
-};
+class ClusterTest : public ClusterFixture {};
 
 TEST_F(ClusterTest, TwoNodeJobScalesUpRunsOnBothAndScalesBackToZero) {
   create_cluster(0, 3, 5);

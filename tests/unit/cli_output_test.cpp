@@ -112,6 +112,15 @@ v1::Job sample_job() {
   a->set_started_ms(kNow - 80'000);
   a->set_ended_ms(kNow - 20'000);
   a->mutable_timings()->set_queued_s(1.5);
+  a->mutable_timings()->set_provisioning_s(0.2);
+  a->mutable_timings()->set_container_start_s(0.0581);
+  a->mutable_timings()->set_launch_s(0.019);
+  a->mutable_timings()->set_run_s(60);
+  auto* f = a->mutable_first_failure();
+  f->set_rank(3);
+  f->set_node("node-b");
+  f->set_host("h2");
+  f->set_cause("rank 3 exited with code 7");
   return j;
 }
 
@@ -129,6 +138,13 @@ TEST(CliOutputTest, JobDetailsWithAttempts) {
   EXPECT_NE(out.find("Code:       none\n"), std::string::npos) << out;
   EXPECT_NE(out.find("#  STATE   END-REASON  NODES          STARTED  DURATION  STEPS  MESSAGE\n"
                      "1  failed  user_error  node-a,node-b  1m ago   1m00s     -\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("#  QUEUED  PROVISIONING  IMAGE-UNPACK  CONTAINERS-UP  LAUNCH  FIRST-PROGRESS  RUN\n"
+                     "1  1.500   0.200         -             0.058          0.019   -               60.000\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("Attempt 1 first failure: rank 3 on node node-b (host h2): rank 3 exited with code 7\n"),
             std::string::npos)
       << out;
 }

@@ -97,7 +97,7 @@ TEST(JobSpecTest, OnlyACommandTakesEveryDefault) {
   want.command = "echo hi";
   EXPECT_EQ(s, want);
   EXPECT_FALSE(s.name || s.code || s.compute || s.checkpoint);
-  EXPECT_EQ(s.environment, (Environment{ImageKind::kHost, "", Runtime::kNone, 0}));
+  EXPECT_EQ(s.environment, (Environment{ImageKind::kHost, "", Runtime::kAuto, 0}));
   EXPECT_EQ(s.resources, (Resources{1, 0}));
   EXPECT_EQ(s.distribution, (Distribution{DistributionType::kNone, 1}));
   EXPECT_EQ(s.retries, (Retries{0, 3, 100}));
@@ -118,6 +118,10 @@ TEST(JobSpecTest, EnvironmentForms) {
             (Environment{ImageKind::kHost, "", Runtime::kRunc, 512ULL << 20}));
   EXPECT_EQ(error_of("command: x\nenvironment: {image: 'oci:/i', runtime: none}\n"),
             "job spec: environment.runtime: expected runc for image \"oci:/i\" (only image host runs without one)");
+  EXPECT_EQ(error_of("command: x\nenvironment: {image: 'dir:/r', runtime: auto}\n"),
+            "job spec: environment.runtime: expected runc for image \"dir:/r\" (only image host runs without one)");
+  EXPECT_EQ(parse_ok("command: x\nenvironment: {runtime: none}\n").environment,
+            (Environment{ImageKind::kHost, "", Runtime::kNone, 0}));
   EXPECT_EQ(error_of("command: x\nenvironment: ubuntu:22.04\n"),
             "job spec: environment: expected \"host\", \"oci:PATH\" (an OCI image layout) or \"dir:PATH\" (a root "
             "filesystem), got \"ubuntu:22.04\"");

@@ -81,33 +81,6 @@ TEST(RunnerOptionsTest, ProgressIsOneDecimalNumber) {
   EXPECT_FALSE(parse_progress("99999999999999999999999").has_value());
 }
 
-TEST(RunnerOptionsTest, JobEnvironmentLayersRunnerAssignmentAndCohort) {
-  v1::Assignment a;
-  a.set_job("j1");
-  a.set_attempt(2);
-  a.set_node_rank(1);
-  a.set_num_nodes(3);
-  a.add_node_addresses("10.0.0.1");
-  a.add_node_addresses("10.0.0.2");
-  a.add_node_addresses("10.0.0.3");
-  (*a.mutable_environment())["FOO"] = "from-job";
-  (*a.mutable_environment())["COHORT_JOB_ID"] = "spoofed";
-  auto env = job_environment({"PATH=/bin", "FOO=from-runner", "BAR=1"}, a, "node-7", "/w/progress");
-  auto has = [&env](const std::string& entry) { return std::find(env.begin(), env.end(), entry) != env.end(); };
-  EXPECT_TRUE(has("PATH=/bin"));
-  EXPECT_TRUE(has("BAR=1"));
-  EXPECT_TRUE(has("FOO=from-job"));
-  EXPECT_FALSE(has("FOO=from-runner"));
-  EXPECT_TRUE(has("COHORT_JOB_ID=j1"));
-  EXPECT_TRUE(has("COHORT_ATTEMPT=2"));
-  EXPECT_TRUE(has("COHORT_NODE_RANK=1"));
-  EXPECT_TRUE(has("COHORT_NUM_NODES=3"));
-  EXPECT_TRUE(has("COHORT_NODE_NAME=node-7"));
-  EXPECT_TRUE(has("COHORT_NODE_ADDRESSES=10.0.0.1,10.0.0.2,10.0.0.3"));
-  EXPECT_TRUE(has("COHORT_PROGRESS_FILE=/w/progress"));
-  EXPECT_EQ(std::count_if(env.begin(), env.end(), [](const std::string& e) { return e.starts_with("FOO="); }), 1);
-}
-
 TEST(RunnerOptionsTest, JobsNeverSeeTheRunnersTokens) {
   setenv("COHORT_JOIN_TOKEN", "join-secret", 1);
   setenv("COHORT_TOKEN", "admin-secret", 1);

@@ -10,6 +10,7 @@
 
 #include "log_cursor.hpp"
 #include "task_table.hpp"
+#include "test_support.hpp"
 
 namespace cohort::runner {
 namespace {
@@ -24,7 +25,9 @@ class RunnerTableTest : public ::testing::Test {
                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    table_ = std::make_unique<TaskTable>(TaskEnvironment{dir_, "n", {}, 300ms, nullptr, &spawner_, nullptr}, 5s);
+    TaskEnvironment env{dir_, "n", {}, 300ms, nullptr, &spawner_, nullptr};
+    env.bin_dir = fs::path(testing::bin("cohort-exec")).parent_path();
+    table_ = std::make_unique<TaskTable>(std::move(env), 5s);
   }
   void TearDown() override {
     table_.reset();
