@@ -6,6 +6,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,6 +26,7 @@
 #include <vector>
 
 #include "cohort/status.hpp"
+#include "exec_socket.hpp"
 #include "orphans.hpp"
 
 namespace cohort {
@@ -53,8 +56,8 @@ constexpr long kMaxGraceMs = 3'600'000;
 constexpr int kHandledSignals[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2};
 
 const char kUsage[] =
-    "usage: cohort-exec init [--ranks N] [--ready-file PATH] [--wait-file PATH] [--grace-ms MS] [--idle | --plain] "
-    "[--merge-output] [--] [PROGRAM [ARGS...]]";
+    "usage: cohort-exec init [--ranks N] [--ready-file PATH] [--wait-file PATH] [--grace-ms MS] [--idle "
+    "[--exec-socket PATH] | --plain] [--merge-output] [--] [PROGRAM [ARGS...]]";
 
 // Where init, as pid 1, says which signal it ended by (beside the ready file); empty when none.
 std::string exit_file;
@@ -66,6 +69,7 @@ struct InitOptions {
   bool idle = false;
   bool merge_output = false;   // stderr onto stdout, before anything runs
   std::string wait_file;       // start nothing before it exists
+  std::string exec_socket;     // --idle: where the runner asks for processes in the container
   bool plain = false;          // PROGRAM itself, once, without the rank wrapper or rank variables
   std::vector<char*> program;  // PROGRAM ARGS..., then a null; empty when none was given
 };
@@ -116,14 +120,15 @@ Result<InitOptions> parse_options(int argc, char** argv) {
       continue;
     }
     if (!arg.starts_with("-")) break;  // PROGRAM
-    if (arg != "--ranks" && arg != "--ready-file" && arg != "--grace-ms" && arg != "--wait-file") {
+    if (arg != "--ranks" && arg != "--ready-file" && arg != "--grace-ms" && arg != "--wait-file" &&
+        arg != "--exec-socket") {
       return invalid_argument("unknown flag '" + std::string(arg) + "'\n" + kUsage);
     }
     if (i + 1 >= argc) return invalid_argument(std::string(arg) + " needs a value\n" + kUsage);
     const std::string_view value = argv[++i];
-    if (arg == "--ready-file" || arg == "--wait-file") {
+    if (arg == "--ready-file" || arg == "--wait-file" || arg == "--exec-socket") {
       if (value.empty()) return invalid_argument(std::string(arg) + " needs a path");
-      (arg == "--ready-file" ? o.ready_file : o.wait_file) = value;
+      (arg == "--ready-file" ? o.ready_file : arg == "--wait-file" ? o.wait_file : o.exec_socket) = value;
     } else if (arg == "--ranks") {
       auto n = parse_number(value, 1, kMaxRanks);
       if (!n) return invalid_argument("--ranks '" + std::string(value) + "' must be a number from 1 to 4096");
@@ -138,6 +143,8 @@ Result<InitOptions> parse_options(int argc, char** argv) {
     o.program.push_back(argv[i]);
   if (!o.program.empty()) o.program.push_back(nullptr);
   if (!o.idle && o.program.empty()) return invalid_argument(std::string("no PROGRAM given\n") + kUsage);
+  if (!o.exec_socket.empty() && !o.idle)
+    return invalid_argument(std::string("--exec-socket goes with --idle\n") + kUsage);
   if (o.idle && o.plain) return invalid_argument(std::string("--idle and --plain exclude each other\n") + kUsage);
   if (o.plain && o.ranks != 1) return invalid_argument(std::string("--plain runs one program: no --ranks\n") + kUsage);
   return o;
@@ -441,16 +448,93 @@ void wait_for_file(const std::string& path, int sig_fd) {
   exit_like(cause);
 }
 
-[[noreturn]] void run_idle(const InitOptions& o, int sig_fd) {
+// A signal (its number) or, with kExecRequest, a connection waiting on the exec socket; nullopt
+// once `deadline` passed.
+constexpr int kExecRequest = -1;
+std::optional<int> next_event(int sig_fd, int listen_fd, std::optional<Clock::time_point> deadline) {
+  for (;;) {
+    int timeout_ms = -1;
+    if (deadline) {
+      auto left = std::chrono::ceil<milliseconds>(*deadline - Clock::now());
+      if (left.count() <= 0) return std::nullopt;
+      timeout_ms = static_cast<int>(left.count());
+    }
+    pollfd p[2] = {{sig_fd, POLLIN, 0}, {listen_fd, POLLIN, 0}};
+    const int n = ::poll(p, listen_fd >= 0 ? 2 : 1, timeout_ms);
+    if (n < 0 && errno != EINTR) fail(errno_status("poll", errno).message());
+    if (n <= 0) continue;
+    if (p[0].revents & POLLIN) {
+      signalfd_siginfo info{};
+      if (::read(sig_fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info))
+        return static_cast<int>(info.ssi_signo);
+    }
+    if (listen_fd >= 0 && (p[1].revents & POLLIN)) return kExecRequest;
+  }
+}
+
+// Takes one request from the exec socket and starts its process; returns the process and the
+// connection its exit goes to, or nothing (the request was bad and is answered, or the caller left).
+std::optional<std::pair<pid_t, int>> start_requested(int listen_fd) {
+  const int conn = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+  if (conn < 0) return std::nullopt;
+  // A connection that says nothing must not hold init up.
+  const timeval limit{1, 0};
+  ::setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  auto request = receive_exec_request(conn);
+  if (!request.ok()) {
+    say(request.status().message());
+    (void)send_exec_exit(conn, ExitStatus{kInitFailure, 0});
+    ::close(conn);
+    return std::nullopt;
+  }
+  std::vector<char*> argv, env;
+  for (auto& a : request->argv)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : request->env)
+    env.push_back(e.data());
+  env.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    setpgid(0, 0);
+    const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null < 0 || ::dup2(null, STDIN_FILENO) < 0 || ::dup2(request->stdout_fd, STDOUT_FILENO) < 0 ||
+        ::dup2(request->stderr_fd, STDERR_FILENO) < 0)
+      _exit(kInitFailure);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execvpe(argv[0], argv.data(), env.data());
+    say(std::string("cannot run ") + argv[0] + ": " + std::strerror(errno));
+    _exit(127);
+  }
+  ::close(request->stdout_fd);
+  ::close(request->stderr_fd);
+  if (pid < 0) {
+    (void)send_exec_exit(conn, ExitStatus{kInitFailure, 0});
+    ::close(conn);
+    return std::nullopt;
+  }
+  return std::make_pair(pid, conn);
+}
+
+[[noreturn]] void run_idle(const InitOptions& o, int sig_fd, int listen_fd) {
   const pid_t setup = o.program.empty() ? -1 : start_child(nullptr, o.program, {}, false, nullptr);
   bool stopping = false;
   bool killed = false;
   std::optional<Clock::time_point> deadline;
+  std::map<pid_t, int> requested;  // processes started through the exec socket: their connection
   auto on_exit = [&](pid_t pid, const ExitStatus& st) {
     if (pid == setup && !st.success()) say(std::string("setup command ") + o.program[0] + " " + st.describe());
+    if (auto it = requested.find(pid); it != requested.end()) {
+      (void)send_exec_exit(it->second, st);
+      ::close(it->second);
+      requested.erase(it);
+    }
   };
   for (;;) {
-    const auto sig = next_signal(sig_fd, deadline);
+    const auto sig = next_event(sig_fd, stopping ? -1 : listen_fd, deadline);
     if (!sig) {  // a deadline passed
       if (killed) break;
       say("processes still running " + std::to_string(o.grace.count()) + " ms after SIGTERM: killing them");
@@ -459,7 +543,9 @@ void wait_for_file(const std::string& path, int sig_fd) {
       deadline = Clock::now() + kSweepLimit;
       continue;
     }
-    if (*sig == SIGCHLD) {
+    if (*sig == kExecRequest) {
+      if (auto started = start_requested(listen_fd)) requested.insert(*started);
+    } else if (*sig == SIGCHLD) {
       if (!reap(on_exit) && stopping) break;
     } else if (*sig != SIGUSR1 && *sig != SIGUSR2 && !stopping) {
       stopping = true;
@@ -509,6 +595,13 @@ void wait_for_file(const std::string& path, int sig_fd) {
     Status s = become_subreaper();
     if (!s.ok()) fail(s.message());
   }
+  // Before the ready file: once that is there, the runner may pass requests on.
+  int listen_fd = -1;
+  if (!o.exec_socket.empty()) {
+    auto l = listen_exec_socket(o.exec_socket);
+    if (!l.ok()) fail("the exec socket: " + l.status().message());
+    listen_fd = *l;
+  }
   if (!o.ready_file.empty()) {
     Status s = write_small_file(o.ready_file, "ready\n");
     if (!s.ok()) fail("writing the ready file: " + s.message());
@@ -516,7 +609,7 @@ void wait_for_file(const std::string& path, int sig_fd) {
     exit_file = (slash == std::string::npos ? std::string() : o.ready_file.substr(0, slash + 1)) + kExitFileName;
   }
   if (!o.wait_file.empty()) wait_for_file(o.wait_file, sig_fd);
-  if (o.idle) run_idle(o, sig_fd);
+  if (o.idle) run_idle(o, sig_fd, listen_fd);
   run_ranks(self, o, sig_fd);
 }
 

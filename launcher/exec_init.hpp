@@ -1,8 +1,8 @@
 // `cohort-exec init`: the first process of a job attempt on a node, pid 1 of the job's container
 // (or, for a job without a container, a plain child of the runner's keeper).
 //
-//   cohort-exec init [--ranks N] [--ready-file PATH] [--wait-file PATH] [--grace-ms MS] [--idle | --plain]
-//                    [--merge-output] [--] [PROGRAM [ARGS...]]
+//   cohort-exec init [--ranks N] [--ready-file PATH] [--wait-file PATH] [--grace-ms MS]
+//                    [--idle [--exec-socket PATH] | --plain] [--merge-output] [--] [PROGRAM [ARGS...]]
 //
 // At start it dies with its parent (PR_SET_PDEATHSIG SIGKILL), becomes the reaper of every
 // orphaned descendant (pid 1 is one already; otherwise PR_SET_CHILD_SUBREAPER), then writes
@@ -26,10 +26,11 @@
 // and no rank variables (an MPI head's mpirun, whose ranks report through their own wrappers); it
 // is stopped and reported like a single rank.
 //
-// Idle mode (--idle) starts no rank: it only reaps (the daemons `runc exec` leaves in the
-// container, such as Open MPI's orted) until SIGTERM, then stops every descendant (SIGTERM, SIGKILL
-// after the grace) and exits 0. PROGRAM, if given, runs once as a setup command: its exit,
-// whatever it is, does not end init.
+// Idle mode (--idle) starts no rank: with --exec-socket PATH it starts what the runner asks for
+// there (Open MPI's orted, for a peer's mpirun; see exec_socket.hpp), and it reaps (the daemons
+// those leave) until SIGTERM, then stops every descendant (SIGTERM, SIGKILL after the grace) and
+// exits 0. PROGRAM, if given, runs once as a setup command: its exit, whatever it is, does not
+// end init.
 //
 // Whatever the mode, nothing it started outlives it: as pid 1 it ends with kill(-1, SIGKILL);
 // otherwise it SIGKILLs the process groups of ranks still there and every descendant it finds in

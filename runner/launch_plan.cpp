@@ -162,7 +162,9 @@ Result<LaunchPlan> plan_launch(const v1::Assignment& a, const NodeFacts& node, c
       auto mpirun = mpirun_argv(a, bin, command, c, node.as_root && !c);
       plan.argv.insert(plan.argv.end(), mpirun.begin(), mpirun.end());
     } else {
-      plan.argv.push_back("--idle");  // Open MPI's daemon comes through the bridge
+      // Open MPI's daemon comes through the bridge and this node's runner, to init's socket.
+      plan.exec_socket = plan.run_dir / "exec.sock";
+      plan.argv.insert(plan.argv.end(), {"--idle", "--exec-socket", run + "/exec.sock"});
     }
   } else {
     if (a.distribution() == "pytorch") {

@@ -45,6 +45,9 @@ struct LaunchPlan {
   // An MPI head: mpirun waits in the started container until the runner has seen every other
   // node's container up and creates this file (on the node); empty otherwise.
   std::filesystem::path go_file;
+  // An MPI worker: where its init takes requests for processes (Open MPI's daemon) in the
+  // attempt (on the node); empty otherwise.
+  std::filesystem::path exec_socket;
 };
 
 // The environment a job gets: `base`, then the spec's variables, then Cohort's own (COHORT_JOB_ID,

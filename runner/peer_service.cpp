@@ -1,12 +1,15 @@
 #include "peer_service.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 #include <thread>
 
 #include "cohort/log.hpp"
+#include "exec_socket.hpp"
 #include "rpc.hpp"
 #include "subprocess.hpp"
 
@@ -45,31 +48,51 @@ class PeerServiceImpl final : public v1::PeerService::Service {
     std::shared_ptr<Task> task;
     if (auto s = find(ctx, rq->job(), rq->attempt(), task); !s.ok()) return s;
     if (rq->argv_size() == 0) return {grpc::StatusCode::INVALID_ARGUMENT, "Exec: no command"};
-    auto options = task->exec_options({rq->argv().begin(), rq->argv().end()});
-    if (!options.ok()) return rpc::to_grpc(options.status());
-    options->capture_stdout = true;
-    options->capture_stderr = true;
-    options->parent_death_signal = 0;  // Open MPI's daemon outlives this call's thread
-    auto child = Subprocess::spawn(*options);
-    if (!child.ok()) return rpc::to_grpc(child.status());
+    auto target = task->exec_target();
+    if (!target.ok()) return rpc::to_grpc(target.status());
+    int out[2], err[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) return rpc::to_grpc(errno_status("pipe2", errno));
+    if (::pipe2(err, O_CLOEXEC) != 0) {
+      ::close(out[0]);
+      ::close(out[1]);
+      return rpc::to_grpc(errno_status("pipe2", errno));
+    }
+    Status sent;
+    int sock = -1;
+    if (auto connected = connect_exec_socket(target->socket.string()); connected.ok()) {
+      sock = *connected;
+      sent = send_exec_request(sock, {rq->argv().begin(), rq->argv().end()}, target->env, out[1], err[1]);
+    } else {
+      sent = connected.status();
+    }
+    ::close(out[1]);
+    ::close(err[1]);
+    if (!sent.ok()) {
+      for (int fd : {out[0], err[0], sock})
+        if (fd >= 0) ::close(fd);
+      return rpc::to_grpc(sent.with_context("asking the job's init on this node to start it"));
+    }
     logger()->info("job {} attempt {}: {} started `{}` for a peer", rq->job(), rq->attempt(), ctx->peer(),
                    rq->argv(rq->argv_size() - 1).substr(0, 200));
-    pollfd fds[2] = {{child->stdout_fd(), POLLIN, 0}, {child->stderr_fd(), POLLIN, 0}};
-    int open = 2;
+    // The process's output until both its streams close, and its exit from init's reply.
+    pollfd fds[3] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {sock, POLLIN, 0}};
+    std::optional<ExitStatus> exit;
     char buf[65536];
-    while (open > 0) {
-      if (ctx->IsCancelled()) {
-        (void)child->terminate(milliseconds(1000));
-        return {grpc::StatusCode::CANCELLED, "the caller went away"};
-      }
-      if (::poll(fds, 2, 200) < 0 && errno != EINTR) break;
-      for (int i = 0; i < 2; ++i) {
+    while (fds[0].fd >= 0 || fds[1].fd >= 0 || fds[2].fd >= 0) {
+      if (ctx->IsCancelled()) break;  // what it started stays with the attempt, and ends with it
+      if (::poll(fds, 3, 200) < 0 && errno != EINTR) break;
+      for (int i = 0; i < 3; ++i) {
         if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
         const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
+        if (n > 0 && i == 2) {
+          auto parsed = parse_exec_exit(std::string_view(buf, static_cast<std::size_t>(n)));
+          if (parsed.ok()) exit = *parsed;
+          continue;
+        }
         if (n <= 0) {
+          ::close(fds[i].fd);
           fds[i].fd = -1;
-          --open;
           continue;
         }
         v1::PeerExecOutput chunk;
@@ -77,15 +100,14 @@ class PeerServiceImpl final : public v1::PeerService::Service {
         writer->Write(chunk);
       }
     }
-    auto st = child->wait();
+    for (const auto& f : fds)
+      if (f.fd >= 0) ::close(f.fd);
+    if (ctx->IsCancelled()) return {grpc::StatusCode::CANCELLED, "the caller went away"};
     v1::PeerExecOutput last;
     last.set_exited(true);
-    if (st.ok()) {
-      last.set_exit_code(st->code);
-      last.set_signal(st->signal);
-    } else {
-      last.set_exit_code(255);
-    }
+    // No reply: init (and the attempt with it) ended first.
+    last.set_exit_code(exit ? exit->code : 255);
+    last.set_signal(exit ? exit->signal : 0);
     writer->Write(last);
     return grpc::Status::OK;
   }

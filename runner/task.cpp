@@ -449,23 +449,13 @@ void Task::set_phase(std::string phase) {
   phase_ = std::move(phase);
 }
 
-Result<SpawnOptions> Task::exec_options(const std::vector<std::string>& argv) const {
+Result<Task::ExecTarget> Task::exec_target() const {
   if (!ready()) return Status(Code::kFailedPrecondition, "attempt is not running here: " + phase());
-  SpawnOptions o;
-  if (container_) {
-    o.argv =
-        env_.runc->exec_argv(container_->id, container_->uid, container_->gid, container_->env, container_->cwd, argv);
-    return o;
+  if (plan_.exec_socket.empty()) {
+    return Status(Code::kFailedPrecondition, "node rank " + std::to_string(assignment_.node_rank()) +
+                                                 " of this attempt starts no processes for its peers");
   }
-  o.argv = argv;
-  for (const auto& entry : plan_.env) {
-    const auto eq = entry.find('=');
-    if (eq != std::string::npos) o.env.emplace_back(entry.substr(0, eq), entry.substr(eq + 1));
-  }
-  for (const char* secret : {"COHORT_JOIN_TOKEN", "COHORT_TOKEN"})
-    o.env.emplace_back(secret, "");
-  o.working_directory = plan_.cwd;
-  return o;
+  return ExecTarget{plan_.exec_socket, container_ ? container_->env : plan_.env};
 }
 
 void Task::clean_up() {

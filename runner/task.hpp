@@ -86,9 +86,14 @@ class Task {
   bool ready() const;
   // What the node is doing while not ready, for a peer's error message.
   std::string phase() const;
-  // How to run `argv` beside the job (in its container, as its user, with its environment):
-  // Open MPI's daemon started through a peer's bridge. FailedPrecondition before it is ready.
-  Result<SpawnOptions> exec_options(const std::vector<std::string>& argv) const;
+  // Where a peer's bridge may start a process in this attempt (Open MPI's daemon), and the
+  // environment it gets: the exec socket of an MPI worker's init, which starts it in the job's
+  // container as the job's user. FailedPrecondition before it is ready or on a node that takes none.
+  struct ExecTarget {
+    std::filesystem::path socket;
+    std::vector<std::string> env;
+  };
+  Result<ExecTarget> exec_target() const;
 
   const v1::Assignment& assignment() const { return assignment_; }
   const std::filesystem::path& dir() const { return dir_; }

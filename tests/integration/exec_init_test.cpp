@@ -2,6 +2,7 @@
 // daemons. Every process a test starts carries its COHORT_JOB_ID, so TearDown can demand that
 // none of them outlived init.
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "exec_socket.hpp"
 #include "rank_report.hpp"
 #include "subprocess.hpp"
 #include "test_support.hpp"
@@ -254,6 +256,101 @@ TEST_F(ExecInitTest, IdleReapsDaemonsAndEndsThemOnSigterm) {
       << read_file(dir_ / "err");
 }
 
+// What the runner does for a peer's bridge: one request on init's exec socket, the process's
+// output on the pipes it passed, its exit in the reply.
+struct ExecResult {
+  std::string out, err;
+  std::optional<ExitStatus> exit;
+};
+ExecResult exec_through(const fs::path& socket, const std::vector<std::string>& argv,
+                        const std::vector<std::string>& env) {
+  ExecResult r;
+  int out[2], err[2];
+  EXPECT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  EXPECT_EQ(::pipe2(err, O_CLOEXEC), 0);
+  auto sock = connect_exec_socket(socket.string());
+  EXPECT_TRUE(sock.ok()) << sock.status().to_string();
+  if (sock.ok()) {
+    Status sent = send_exec_request(*sock, argv, env, out[1], err[1]);
+    EXPECT_TRUE(sent.ok()) << sent.to_string();
+  }
+  ::close(out[1]);
+  ::close(err[1]);
+  auto drain = [](int fd) {
+    std::string text;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;)
+      text.append(buf, static_cast<std::size_t>(n));
+    ::close(fd);
+    return text;
+  };
+  r.out = drain(out[0]);
+  r.err = drain(err[0]);
+  if (sock.ok()) {
+    char reply[64];
+    const ssize_t n = ::recv(*sock, reply, sizeof reply, 0);
+    if (n > 0) {
+      auto parsed = parse_exec_exit(std::string_view(reply, static_cast<std::size_t>(n)));
+      if (parsed.ok()) r.exit = *parsed;
+    }
+    ::close(*sock);
+  }
+  return r;
+}
+
+TEST_F(ExecInitTest, IdleStartsWhatItsExecSocketIsAskedForAndReportsItsExit) {
+  // A deep directory: the socket's path is longer than a sockaddr_un holds.
+  const fs::path deep = dir_ / std::string(60, 'd') / std::string(60, 'e');
+  fs::create_directories(deep);
+  const fs::path socket = deep / "exec.sock";
+  const std::string ready = (dir_ / "ready").string();
+  auto o = init({"--idle", "--grace-ms", "500", "--ready-file", ready, "--exec-socket", socket.string()});
+  auto spawned = Subprocess::spawn(o);
+  ASSERT_TRUE(spawned.ok()) << spawned.status().to_string();
+  Subprocess& p = spawned.value();
+  ASSERT_TRUE(wait_until([&] { return fs::exists(ready); }));
+  EXPECT_EQ(fs::status(socket).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+
+  auto r = exec_through(socket, {"sh", "-c", "echo \"out $GREETING\"; echo err >&2; exit 3"},
+                        {"GREETING=hi", "PATH=/usr/bin:/bin"});
+  EXPECT_EQ(r.out, "out hi\n");
+  EXPECT_EQ(r.err, "err\n");
+  ASSERT_TRUE(r.exit.has_value()) << "no exit reply";
+  EXPECT_EQ(r.exit->code, 3);
+
+  // Exactly the environment asked for: nothing of init's own.
+  r = exec_through(socket, {"/usr/bin/env"}, {"ONLY=this"});
+  EXPECT_EQ(r.out, "ONLY=this\n");
+
+  // A request without its two descriptors is refused; init goes on.
+  auto sock = connect_exec_socket(socket.string());
+  ASSERT_TRUE(sock.ok());
+  const char bad[] = "1\0true";
+  ASSERT_EQ(::send(*sock, bad, sizeof bad, 0), static_cast<ssize_t>(sizeof bad));
+  char reply[64];
+  const ssize_t n = ::recv(*sock, reply, sizeof reply, 0);
+  ASSERT_GT(n, 0);
+  auto refused = parse_exec_exit(std::string_view(reply, static_cast<std::size_t>(n)));
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->code, 255);
+  ::close(*sock);
+  r = exec_through(socket, {"true"}, {"PATH=/usr/bin:/bin"});
+  ASSERT_TRUE(r.exit.has_value());
+  EXPECT_TRUE(r.exit->success());
+
+  // A daemon it started (parent exits at once) is init's to end.
+  r = exec_through(socket, {"sh", "-c", "sleep 30 >/dev/null 2>&1 & echo $! > $0", (dir_ / "daemon").string()},
+                   {"PATH=/usr/bin:/bin"});
+  ASSERT_TRUE(r.exit.has_value());
+  const pid_t daemon = std::atoi(read_file(dir_ / "daemon").c_str());
+  ASSERT_GT(daemon, 0);
+  ASSERT_TRUE(p.signal(SIGTERM).ok());
+  auto st = wait_end(p);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_TRUE(st->success()) << st->describe();
+  EXPECT_TRUE(is_gone(daemon));
+}
+
 TEST_F(ExecInitTest, DiesWithItsParent) {
   // A shell stands for `runc run` (or the runner's keeper): SIGKILL it, and init and its ranks go.
   SpawnOptions o;
@@ -337,6 +434,9 @@ TEST_F(ExecInitTest, BadFlagsAreUsageErrors) {
   r = run_init({"--idle", "--plain", "true"});
   EXPECT_EQ(r.status.code, 255);
   EXPECT_NE(r.err.find("--idle and --plain exclude each other"), std::string::npos) << r.err;
+  r = run_init({"--exec-socket", (dir_ / "s").string(), "true"});
+  EXPECT_EQ(r.status.code, 255);
+  EXPECT_NE(r.err.find("--exec-socket goes with --idle"), std::string::npos) << r.err;
   r = run_init({"--grace-ms"});
   EXPECT_EQ(r.status.code, 255);
   EXPECT_NE(r.err.find("--grace-ms needs a value"), std::string::npos) << r.err;

@@ -109,6 +109,7 @@ TEST(LaunchPlanTest, PytorchRanksGetTheRendezvousVariablesAndContainerPaths) {
             (std::vector<std::string>{"/bin/sh", "-c", "python3 train.py --data /inputs/digits --out /outputs/model"}));
   EXPECT_EQ(p.cwd, "/code");
   EXPECT_TRUE(p.go_file.empty());
+  EXPECT_TRUE(p.exec_socket.empty());
   EXPECT_EQ(p.run_dir, "/var/lib/cohort/jobs/j1/2/run");
 }
 
@@ -187,6 +188,8 @@ TEST(LaunchPlanTest, MpiWorkerOnlyWaitsForOrtedAndPlainRootMayRunMpi) {
   auto worker = plan_launch(assignment("mpi", 1, 2, 2), node(true), {});
   ASSERT_TRUE(worker.ok()) << worker.status().to_string();
   EXPECT_TRUE(has(worker.value().argv, "--idle"));
+  EXPECT_TRUE(has(worker.value().argv, "/.cohort/run/exec.sock"));  // --exec-socket, as the container sees it
+  EXPECT_EQ(worker.value().exec_socket, "/var/lib/cohort/jobs/j1/2/run/exec.sock");
   EXPECT_FALSE(has(worker.value().argv, "mpirun"));
   EXPECT_TRUE(worker.value().go_file.empty());
 
