@@ -8,6 +8,9 @@
 //   cohort-exec node HOST COMMAND...
 //       Open MPI's rsh agent for local test nodes: runs COMMAND (a shell command line, as ssh
 //       would) inside HOST's network and UTS namespaces, found in $COHORT_NODE_NAMESPACES.
+//   cohort-exec bridge [ssh options] HOST COMMAND...
+//       Open MPI's rsh agent in a Cohort MPI job: COMMAND in the job's container on HOST, through
+//       the head's runner and HOST's. See exec_bridge.hpp.
 //   cohort-exec init [--ranks N] [--ready-file PATH] [--grace-ms MS] [--idle | --plain] [--merge-output]
 //                    -- PROGRAM [ARGS...]
 //       The first process of a job's container (or of a plain-process job) on a node: starts the
@@ -30,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "exec_bridge.hpp"
 #include "exec_init.hpp"
 #include "line_prefixer.hpp"
 #include "local_nodes.hpp"
@@ -224,6 +228,7 @@ int main(int argc, char** argv) {
   const std::string usage =
       "usage: cohort-exec rank -- PROGRAM [ARGS...]\n"
       "       cohort-exec node HOST COMMAND...\n"
+      "       cohort-exec bridge [ssh options] HOST COMMAND...\n"
       "       cohort-exec init [--ranks N] [--ready-file PATH] [--grace-ms MS] [--idle | --plain] [--merge-output]\n"
       "                        -- PROGRAM [ARGS...]";
   if (argc >= 2 && std::strcmp(argv[1], "init") == 0) cohort::run_init(argv[0], argc - 2, argv + 2);
@@ -236,5 +241,6 @@ int main(int argc, char** argv) {
   }
   if (argc >= 4 && std::strcmp(argv[1], "rank") == 0 && std::strcmp(argv[2], "--") == 0) cohort::run_rank(argv + 3);
   if (argc >= 4 && std::strcmp(argv[1], "node") == 0) cohort::run_node(argv[2], argc - 3, argv + 3);
+  if (argc >= 2 && std::strcmp(argv[1], "bridge") == 0) cohort::run_bridge(argc - 2, argv + 2);
   cohort::die(usage);
 }

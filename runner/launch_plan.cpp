@@ -55,12 +55,13 @@ std::vector<std::string> mpirun_argv(const v1::Assignment& a, const std::string&
     hosts += (hosts.empty() ? "" : ",") + address + ":" + std::to_string(ppn);
   std::vector<std::string> argv = {"mpirun"};
   if (as_root) argv.push_back("--allow-run-as-root");
-  argv.insert(argv.end(), {"-np", std::to_string(ppn * a.num_nodes()), "--host", hosts, "--map-by", "slot",
-                           // Several local test nodes share the machine's cores: never bind.
-                           "--bind-to", "none", "--oversubscribe",
-                           // Cohort's bridge asks the node's runner to start orted in the job's
-                           // container; it is mounted at the same path on every node.
-                           "--mca", "plm_rsh_agent", bin + "/cohort-bridge", "--mca", "plm_rsh_no_tree_spawn", "1"});
+  argv.insert(argv.end(),
+              {"-np", std::to_string(ppn * a.num_nodes()), "--host", hosts, "--map-by", "slot",
+               // Several local test nodes share the machine's cores: never bind.
+               "--bind-to", "none", "--oversubscribe",
+               // Cohort's bridge asks the node's runner to start orted in the job's
+               // container; it is mounted at the same path on every node.
+               "--mca", "plm_rsh_agent", bin + "/cohort-exec bridge", "--mca", "plm_rsh_no_tree_spawn", "1"});
   // The session directory must be writable by the job's user: its own /tmp.
   if (container) argv.insert(argv.end(), {"--mca", "orte_tmpdir_base", "/tmp"});
   argv.insert(argv.end(), {bin + "/cohort-exec", "rank", "--", "/bin/sh", "-c", command});
@@ -68,13 +69,6 @@ std::vector<std::string> mpirun_argv(const v1::Assignment& a, const std::string&
 }
 
 }  // namespace
-
-std::string peers_variable(const v1::Assignment& a) {
-  std::string out;
-  for (int i = 0; i < a.node_addresses_size() && i < a.peer_endpoints_size(); ++i)
-    out += (out.empty() ? "" : ",") + a.node_addresses(i) + "=" + a.peer_endpoints(i);
-  return out;
-}
 
 std::string substitute_paths(const std::string& command, const std::vector<ContainerMount>& mounts, bool container) {
   std::string out = command;
@@ -146,14 +140,15 @@ Result<LaunchPlan> plan_launch(const v1::Assignment& a, const NodeFacts& node, c
                run + "/ready",       "--grace-ms", std::to_string(node.stop_grace_ms)};
   if (c) plan.argv.push_back("--merge-output");  // one log in the order the job wrote it
   if (a.distribution() == "mpi") {
-    env.set("COHORT_PEERS", peers_variable(a));
-    env.set("COHORT_JOB_SECRET", a.secret());
+    // Only the head's mpirun uses it; the attempt's secret stays with the runners.
+    if (a.node_rank() == 0) env.set("COHORT_BRIDGE_SOCKET", run + "/bridge.sock");
     if (node.as_root && !c) {
       env.set("OMPI_ALLOW_RUN_AS_ROOT", "1");
       env.set("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
     }
     if (a.node_rank() == 0) {
       if (a.num_nodes() > 1) {
+        plan.bridge_socket = plan.run_dir / "bridge.sock";
         plan.go_file = plan.run_dir / "go";
         plan.argv.insert(plan.argv.end(), {"--wait-file", run + "/go"});
       }

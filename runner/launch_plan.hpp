@@ -30,7 +30,7 @@ inline constexpr int kDefaultMasterPort = 29500;
 struct NodeFacts {
   std::string node_name;
   std::filesystem::path attempt_dir;  // ATTEMPT above
-  std::filesystem::path bin_dir;      // where cohort-exec and cohort-bridge are on the node
+  std::filesystem::path bin_dir;      // where cohort-exec is on the node
   bool container = false;             // the attempt runs in a container
   bool as_root = false;               // plain processes run as root (Open MPI must be told)
   std::int64_t stop_grace_ms = 5000;
@@ -48,6 +48,9 @@ struct LaunchPlan {
   // An MPI worker: where its init takes requests for processes (Open MPI's daemon) in the
   // attempt (on the node); empty otherwise.
   std::filesystem::path exec_socket;
+  // An MPI head of several nodes: where its runner takes `cohort-exec bridge`'s requests (on the
+  // node); empty otherwise.
+  std::filesystem::path bridge_socket;
 };
 
 // The environment a job gets: `base`, then the spec's variables, then Cohort's own (COHORT_JOB_ID,
@@ -62,8 +65,5 @@ Result<LaunchPlan> plan_launch(const v1::Assignment& assignment, const NodeFacts
 
 // The command with ${{inputs.NAME}} and ${{outputs.NAME}} replaced by the paths the job sees.
 std::string substitute_paths(const std::string& command, const std::vector<ContainerMount>& mounts, bool container);
-
-// "addr0=endpoint0,addr1=endpoint1": how cohort-bridge finds the runner of the host Open MPI names.
-std::string peers_variable(const v1::Assignment& assignment);
 
 }  // namespace cohort::runner

@@ -1,8 +1,8 @@
 // Between the nodes of one job attempt, without sshd: every runner serves PeerService on its
 // node's address. An MPI head asks each other node whether its container is up (the readiness
-// gate) before it starts mpirun; mpirun's rsh agent, cohort-bridge, asks a node to start Open
-// MPI's daemon in that node's container. Every call carries the attempt's secret, which only the
-// manager and the attempt's nodes know; a runner answers only for the attempt it runs with it.
+// gate) before it starts mpirun; mpirun's rsh agent, `cohort-exec bridge`, through the head's runner, asks a node to
+// start Open MPI's daemon in that node's container. Every call carries the attempt's secret, which only the manager and
+// the attempt's nodes know; a runner answers only for the attempt it runs with it.
 #pragma once
 
 #include <grpcpp/grpcpp.h>

@@ -303,6 +303,12 @@ void Task::run() {
     clean_up();
     return finish(ExitStatus{0, SIGTERM}, *stopped + " (before it started)");
   }
+  if (!plan_.bridge_socket.empty()) {
+    auto bridge = BridgeServer::start(plan_.bridge_socket, assignment_, container_ ? env_.job_uid : geteuid(),
+                                      container_ ? env_.job_gid : getegid());
+    if (!bridge.ok()) return fail(bridge.status().with_context("the bridge socket for mpirun"));
+    bridge_ = std::move(bridge).value();
+  }
   // The keeper's environment: the container's is in its bundle, and runc wants the runner's.
   JobProcessSpec spec{*command, dir_ / "code", log_path(), container_ ? env_.base_environment : plan_.env};
   auto process = env_.spawner->start(spec);
@@ -459,6 +465,7 @@ Result<Task::ExecTarget> Task::exec_target() const {
 }
 
 void Task::clean_up() {
+  bridge_.reset();
   if (container_) {
     if (Status s = env_.runc->remove(container_->id); !s.ok()) {
       logger()->error("job {} attempt {}: removing container {}: {}", assignment_.job(), assignment_.attempt(),

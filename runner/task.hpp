@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "bridge_server.hpp"
 #include "cohort/status.hpp"
 #include "cohort/v1/cohort.pb.h"
 #include "container.hpp"
@@ -35,7 +36,7 @@ struct TaskEnvironment {
   CodeFetcher fetch_code;                      // called only for an assignment with code
   Spawner* spawner = nullptr;                  // owned by the runner, outlives every task
   std::function<void()> on_exit;               // called on the task's thread when it has exited
-  std::filesystem::path bin_dir;               // cohort-exec and cohort-bridge
+  std::filesystem::path bin_dir;               // cohort-exec
   // Null when this node runs no containers; `no_containers` then says why.
   const Runc* runc = nullptr;
   std::string no_containers;
@@ -136,6 +137,7 @@ class Task {
   bool ready_ = false;                                // guarded by mu_
   LaunchPlan plan_;                                   // written before ready_, read after
   std::optional<ContainerSpec> container_;            // likewise; set when it runs in a container
+  std::unique_ptr<BridgeServer> bridge_;              // an MPI head's; task thread only
   std::thread thread_;
 };
 

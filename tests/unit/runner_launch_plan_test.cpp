@@ -92,8 +92,7 @@ TEST(LaunchPlanTest, PytorchRanksGetTheRendezvousVariablesAndContainerPaths) {
   EXPECT_EQ(value(p.env, "COHORT_INPUT_DIGITS"), "/inputs/digits");
   EXPECT_EQ(value(p.env, "COHORT_OUTPUT_MODEL"), "/outputs/model");
   EXPECT_EQ(value(p.env, "PATH"), "/usr/bin");
-  // The secret is for MPI's bridge only.
-  EXPECT_EQ(value(p.env, "COHORT_JOB_SECRET"), "<unset>");
+  EXPECT_EQ(value(p.env, "COHORT_BRIDGE_SOCKET"), "<unset>");
   // RANK and LOCAL_RANK differ per rank: init sets them.
   EXPECT_EQ(value(p.env, "RANK"), "<unset>");
 
@@ -171,7 +170,7 @@ TEST(LaunchPlanTest, MpiHeadRunsMpirunOverEveryNodeThroughTheBridge) {
   auto np = std::find(run.begin(), run.end(), "-np");
   ASSERT_NE(np, run.end());
   EXPECT_EQ(*(np + 1), "4");
-  EXPECT_TRUE(has(run, "/.cohort/bin/cohort-bridge"));
+  EXPECT_TRUE(has(run, "/.cohort/bin/cohort-exec bridge"));
   EXPECT_TRUE(has(run, "plm_rsh_agent"));
   EXPECT_TRUE(has(run, "orte_tmpdir_base"));  // the job's user cannot write the node's session dir
   // In a container the job is not root: mpirun must not be told it may run as root.
@@ -180,8 +179,11 @@ TEST(LaunchPlanTest, MpiHeadRunsMpirunOverEveryNodeThroughTheBridge) {
   auto rank = std::find(run.begin(), run.end(), "rank");
   ASSERT_NE(rank, run.end());
   EXPECT_EQ(*(rank - 1), "/.cohort/bin/cohort-exec");
-  EXPECT_EQ(value(p.env, "COHORT_PEERS"), "10.77.0.2=10.77.0.2:41000,10.77.0.3=10.77.0.3:41001");
-  EXPECT_EQ(value(p.env, "COHORT_JOB_SECRET"), "s3cret");
+  EXPECT_EQ(value(p.env, "COHORT_BRIDGE_SOCKET"), "/.cohort/run/bridge.sock");
+  EXPECT_EQ(p.bridge_socket, "/var/lib/cohort/jobs/j1/2/run/bridge.sock");
+  // The attempt's secret stays with the runners: nothing in the job can call a peer itself.
+  for (const auto& entry : p.env)
+    EXPECT_EQ(entry.find("s3cret"), std::string::npos) << entry;
 }
 
 TEST(LaunchPlanTest, MpiWorkerOnlyWaitsForOrtedAndPlainRootMayRunMpi) {
@@ -196,7 +198,7 @@ TEST(LaunchPlanTest, MpiWorkerOnlyWaitsForOrtedAndPlainRootMayRunMpi) {
   auto head = plan_launch(assignment("mpi", 0, 2, 1), node(false), {});
   ASSERT_TRUE(head.ok()) << head.status().to_string();
   EXPECT_TRUE(has(head.value().argv, "--allow-run-as-root"));
-  EXPECT_TRUE(has(head.value().argv, "/opt/cohort/bin/cohort-bridge"));
+  EXPECT_TRUE(has(head.value().argv, "/opt/cohort/bin/cohort-exec bridge"));
   EXPECT_FALSE(has(head.value().argv, "orte_tmpdir_base"));
   EXPECT_EQ(value(head.value().env, "OMPI_ALLOW_RUN_AS_ROOT"), "1");
 }
