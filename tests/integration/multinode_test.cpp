@@ -124,6 +124,33 @@ int main(int argc, char** argv) {
   expect_no_containers();
 }
 
+TEST_F(MultiNodeTest, FortranMpiProgramRunsUnmodified) {
+  if (!run_captured({.argv = {"mpif90", "--version"}}, seconds(30)).ok()) GTEST_SKIP() << "mpif90 is not installed";
+  const fs::path d = job_dir("mpi-f90",
+                             "command: ./hello\ndistribution: {type: mpi, process_count_per_instance: 2}\n"
+                             "resources: {instance_count: 2}\n");
+  std::ofstream(d / "code" / "hello.f90") << R"(program hello
+  use mpi
+  implicit none
+  integer :: rank, nprocs, total, ierr
+  call MPI_Init(ierr)
+  call MPI_Comm_rank(MPI_COMM_WORLD, rank, ierr)
+  call MPI_Comm_size(MPI_COMM_WORLD, nprocs, ierr)
+  call MPI_Allreduce(rank + 1, total, 1, MPI_INTEGER, MPI_SUM, MPI_COMM_WORLD, ierr)
+  print '(A,I0,A,I0,A,I0)', 'f90 rank ', rank, ' of ', nprocs, ' total ', total
+  call MPI_Finalize(ierr)
+end program hello
+)";
+  auto fc = run_captured(
+      {.argv = {"mpif90", "-o", (d / "code" / "hello").string(), (d / "code" / "hello.f90").string()}}, seconds(120));
+  ASSERT_TRUE(fc.ok() && fc->status.success()) << (fc.ok() ? fc->err : fc.status().to_string());
+  json job = run_job(d);
+  EXPECT_EQ(job["state"], "succeeded") << job.dump(2);
+  const std::string logs = job["logs"];
+  for (int r = 0; r < 4; ++r)
+    EXPECT_NE(logs.find("f90 rank " + std::to_string(r) + " of 4 total 10"), std::string::npos) << logs;
+}
+
 TEST_F(MultiNodeTest, Mpi4pyProgramRunsUnmodified) {
   const fs::path d = job_dir("mpi4py",
                              "command: /usr/bin/python3 hello.py\n"

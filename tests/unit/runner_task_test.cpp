@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -209,6 +210,59 @@ TEST_F(RunnerTaskTest, AStopBeforeTheStartRunsNothing) {
   EXPECT_EQ(s.signal(), SIGTERM);
   EXPECT_EQ(s.cause(), "canceled (before it started)");
   EXPECT_FALSE(fs::exists(t.dir() / "code" / "ran"));
+}
+
+TEST_F(RunnerTaskTest, AnImageJobOnANodeWithoutContainersIsRefusedWithTheReason) {
+  v1::Assignment a;
+  a.set_job("image");
+  a.set_attempt(1);
+  a.set_command("touch ran");
+  a.set_image("dir:/srv/rootfs");
+  a.set_runtime("runc");
+  TaskEnvironment env{dir_, "node-a", {}, 300ms, nullptr, &spawner_, nullptr};
+  env.bin_dir = fs::path(testing::bin("cohort-exec")).parent_path();
+  env.no_containers = "runc is not installed";
+  Task t(a, env);
+  t.start();
+  v1::TaskStatus s = finished(t);
+  EXPECT_EQ(s.exit_code(), 127);
+  EXPECT_EQ(
+      s.cause(),
+      "could not start: image dir:/srv/rootfs with runtime runc cannot run on node node-a: runc is not installed");
+  EXPECT_FALSE(fs::exists(t.dir() / "code" / "ran"));
+}
+
+TEST_F(RunnerTaskTest, AnMpiHeadWhosePeerIsNotReadyStartsNothingAndNamesThePeer) {
+  v1::Assignment a;
+  a.set_job("gate");
+  a.set_attempt(1);
+  a.set_node_rank(0);
+  a.set_num_nodes(2);
+  a.add_node_addresses("10.1.0.1");
+  a.add_node_addresses("10.1.0.2");
+  a.set_distribution("mpi");
+  a.set_processes_per_node(1);
+  a.set_command("touch ran");
+  TaskEnvironment env{dir_, "node-a", runner_environment_for_jobs(), 300ms, nullptr, &spawner_, nullptr};
+  env.bin_dir = fs::path(testing::bin("cohort-exec")).parent_path();
+  std::atomic<int> asked{0};
+  env.wait_peer_ready = [&](const v1::Assignment&, int rank, std::chrono::steady_clock::time_point,
+                            const std::function<bool()>&) {
+    ++asked;
+    return Status(Code::kTimedOut,
+                  "node rank " + std::to_string(rank) + " (10.1.0.2) was not ready: starting its container");
+  };
+  Task t(a, env);
+  t.start();
+  v1::TaskStatus s = finished(t);
+  EXPECT_EQ(asked.load(), 1);
+  EXPECT_NE(s.cause().find("could not start: node rank 1 (10.1.0.2) was not ready: starting its container"),
+            std::string::npos)
+      << s.cause();
+  EXPECT_FALSE(s.exit_code() == 0 && s.signal() == 0) << s.cause();
+  EXPECT_FALSE(fs::exists(t.dir() / "run" / "go"));
+  EXPECT_FALSE(fs::exists(t.dir() / "code" / "ran")) << "mpirun ran although the gate never opened";
+  EXPECT_NE(slurp(t.log_path()).find("was not ready"), std::string::npos) << "the log does not say why";
 }
 
 }  // namespace
