@@ -20,8 +20,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-// How often a Ready call looks at the task while it waits: the gate's added latency.
-constexpr milliseconds kReadyPoll{5};
+// How often a waiting Ready call looks whether its caller went away (readiness itself wakes it).
+constexpr milliseconds kCancelCheck{100};
 // A node whose runner has not taken the assignment yet (its doorbell is on its way) is asked
 // again this often.
 constexpr milliseconds kPeerRetry{20};
@@ -37,7 +37,7 @@ class PeerServiceImpl final : public v1::PeerService::Service {
     if (auto s = find(ctx, rq->job(), rq->attempt(), task); !s.ok()) return s;
     const auto until = Clock::now() + milliseconds(std::clamp<std::int64_t>(rq->wait_ms(), 0, 10000));
     while (!task->ready() && !task->exited() && Clock::now() < until && !ctx->IsCancelled())
-      std::this_thread::sleep_for(kReadyPoll);
+      task->wait_ready_for(kCancelCheck);
     out->set_ready(task->ready());
     out->set_state(task->ready() ? "running" : task->phase());
     return grpc::Status::OK;

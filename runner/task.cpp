@@ -29,6 +29,8 @@ namespace {
 // How often a task looks at its process, its progress file and its deadlines: the delay of a
 // stop and of seeing progress, at the cost of a stat(2) per tick.
 constexpr milliseconds kTick{50};
+// How often a starting task looks for its init's ready file: part of every launch's latency.
+constexpr milliseconds kReadyPoll{1};
 // Unpacking a code snapshot (at most 256 MiB, the manager's message limit) on a busy disk.
 constexpr milliseconds kExtractTimeout{600000};
 
@@ -125,6 +127,12 @@ void Task::stop(std::string cause) {
 v1::TaskStatus Task::status() const {
   std::lock_guard lock(mu_);
   return status_;
+}
+
+bool Task::wait_ready_for(milliseconds timeout) const {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, timeout, [this] { return (ready_ && !exited_.load()) || exited_.load(); });
+  return ready_ && !exited_.load();
 }
 
 bool Task::wait_exited(milliseconds timeout) const {
@@ -347,10 +355,12 @@ void Task::wait_ready(JobProcess& process) {
         phase_ = "running";
         status_.set_ready_ms(epoch_ms());
       }
+      cv_.notify_all();
       if (env_.on_change) env_.on_change();
       return;
     }
-    auto ended = process.wait_for(std::chrono::milliseconds(5));
+    // The ready file is polled: a stat(2) a millisecond for the ~40 ms a container takes to start.
+    auto ended = process.wait_for(kReadyPoll);
     bool stopping;
     {
       std::lock_guard lock(mu_);

@@ -85,6 +85,8 @@ class Task {
 
   // Its container (or process) is up and has not exited: what a peer's readiness gate waits for.
   bool ready() const;
+  // ready(), waiting up to `timeout` for it (woken when it turns ready or the task ends).
+  bool wait_ready_for(std::chrono::milliseconds timeout) const;
   // What the node is doing while not ready, for a peer's error message.
   std::string phase() const;
   // Where a peer's bridge may start a process in this attempt (Open MPI's daemon), and the
