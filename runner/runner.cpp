@@ -116,9 +116,10 @@ void Runner::set_up_containers() {
   }
   std::error_code ec;
   std::filesystem::create_directories(runc->root, ec);
-  // Containers of an earlier run of this runner (killed before it could remove them).
-  const std::string prefix = "cohort-" + options_.node_name + "-";
-  if (auto left = runc->list(prefix); left.ok()) {
+  // Containers of an earlier run of this runner (killed before it could remove them). The runc
+  // root is this work directory's own, so every job container in it is one, whatever the node
+  // was called then (a static node learns its name from the manager only later).
+  if (auto left = runc->list("cohort-"); left.ok()) {
     for (const auto& id : *left) {
       logger()->warn("removing container {}, left by an earlier run of this runner", id);
       (void)runc->remove(id);

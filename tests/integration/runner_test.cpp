@@ -278,6 +278,29 @@ TEST_F(RunnerIntegrationTest, SigkillOfTheRunnerKillsItsJobs) {
   EXPECT_TRUE(left.empty()) << left.size() << " job process(es) outlived their runner";
 }
 
+TEST_F(RunnerIntegrationTest, ContainersLeftByAKilledRunnerAreRemovedAtTheNextStartWhateverItsName) {
+  start_runner();
+  v1::Assignment a = assign("sleep 300");
+  give(a);
+  ASSERT_TRUE(reported_as(a.job(), "running"));
+  const fs::path root = dir_ / "work" / "runc";
+  if (!fs::exists(root)) GTEST_SKIP() << "this runner runs plain processes (not root, or no runc)";
+  auto list = [&] {
+    auto r = run_captured({.argv = {"runc", "--root", root.string(), "list", "-q"}}, 10s);
+    return r.ok() ? r->out : std::string("runc list failed");
+  };
+  ASSERT_NE(list(), "");
+  ASSERT_EQ(::kill(runner_->pid(), SIGKILL), 0);
+  ASSERT_TRUE(runner_exit(5s).has_value());
+  // The next runner on this work directory may be named otherwise (a static node named by the
+  // manager): every container of its runc root is a leftover.
+  start_runner("node-renamed");
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (list() != "" && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(list(), "") << "containers left in " << root;
+}
+
 TEST_F(RunnerIntegrationTest, SigtermStopsTheTasksAndSendsALastHeartbeat) {
   start_runner();
   v1::Assignment a = assign("trap 'echo bye; exit 0' TERM; while :; do sleep 0.05; done");
