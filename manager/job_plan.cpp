@@ -70,7 +70,8 @@ Result<JobPlan> plan_from_json(const std::string& spec_json) {
     const bool input = std::string_view(section) == "inputs";
     for (const auto& [name, v] : j[section].items()) {
       if (!v.is_object() || !v.contains("path")) continue;
-      p.mounts.push_back({v["path"].get<std::string>(), std::string("/") + section + "/" + name, input});
+      p.mounts.push_back({v["path"].get<std::string>(), std::string("/") + section + "/" + name, input,
+                          v.value("type", "uri_folder") == "uri_file"});
     }
   }
   if (j.contains("checkpoint") && j["checkpoint"].is_object() && j["checkpoint"].contains("dir")) {

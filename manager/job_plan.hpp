@@ -17,6 +17,7 @@ struct PlanMount {
   std::string source;
   std::string destination;  // /inputs/NAME, /outputs/NAME, /checkpoints
   bool read_only = true;
+  bool file = false;  // a uri_file: one file, not a directory
 };
 
 struct JobPlan {

@@ -343,6 +343,7 @@ v1::Assignment Manager::assignment_for(const JobEntry& e, const v1::Attempt& a, 
     out->set_source(m.source);
     out->set_destination(m.destination);
     out->set_read_only(m.read_only);
+    out->set_file(m.file);
   }
   as.set_command(e.plan.command);
   for (const auto& [k, v] : e.plan.environment)

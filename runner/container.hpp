@@ -51,6 +51,7 @@ struct ContainerMount {
   std::filesystem::path source;  // on the node; a directory or a file (then the mount point is a file)
   std::string destination;       // absolute path inside the container
   bool read_only = true;
+  bool file = false;  // a writable output that is one file: created as a file, not a directory
 };
 
 struct ContainerSpec {

@@ -105,7 +105,7 @@ Result<LaunchPlan> plan_launch(const v1::Assignment& a, const NodeFacts& node, c
                                                 "\" is not absolute, so no node can mount it: give the path as "
                                                 "the nodes see it");
     }
-    data.push_back({m.source(), m.destination(), m.read_only()});
+    data.push_back({m.source(), m.destination(), m.read_only(), m.file()});
   }
   if (c) plan.mounts.insert(plan.mounts.end(), data.begin(), data.end());
 

@@ -202,7 +202,13 @@ Result<std::string> Task::plan() {
   for (const auto& m : plan_.mounts) {
     if (m.read_only || m.source == run_dir()) continue;
     std::error_code ec;
-    fs::create_directories(m.source, ec);
+    if (m.file) {  // a uri_file output: its directory, and the file itself for the mount point
+      fs::create_directories(m.source.parent_path(), ec);
+      if (!ec && !fs::exists(m.source, ec) && !std::ofstream(m.source).good())
+        ec = std::make_error_code(std::errc::io_error);
+    } else {
+      fs::create_directories(m.source, ec);
+    }
     if (ec)
       return Status(Code::kIoError,
                     "cannot create " + m.source.string() + " for " + m.destination + ": " + ec.message());

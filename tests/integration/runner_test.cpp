@@ -266,6 +266,25 @@ TEST_F(RunnerIntegrationTest, AManagerRestartDoesNotEndTheTask) {
   EXPECT_GT(expected, 40);
 }
 
+TEST_F(RunnerIntegrationTest, AFileOutputIsAFileAndADirectoryOutputADirectory) {
+  start_runner();
+  v1::Assignment a = assign("echo scored > /outputs/score && echo model > /outputs/model/weights");
+  auto* file = a.add_mounts();
+  file->set_source((dir_ / "results" / "score.txt").string());
+  file->set_destination("/outputs/score");
+  file->set_file(true);
+  auto* folder = a.add_mounts();
+  folder->set_source((dir_ / "results" / "model").string());
+  folder->set_destination("/outputs/model");
+  give(a);
+  ASSERT_TRUE(reported_as(a.job(), "exited", 20s));
+  if (!fs::exists(dir_ / "work" / "runc")) GTEST_SKIP() << "plain processes here: no /outputs paths";
+  EXPECT_EQ(last(a.job()).exit_code(), 0) << logs_of(a.job());
+  EXPECT_TRUE(fs::is_regular_file(dir_ / "results" / "score.txt"));
+  EXPECT_EQ(slurp(dir_ / "results" / "score.txt"), "scored\n");
+  EXPECT_EQ(slurp(dir_ / "results" / "model" / "weights"), "model\n");
+}
+
 TEST_F(RunnerIntegrationTest, SigkillOfTheRunnerKillsItsJobs) {
   start_runner();
   v1::Assignment a = assign("sleep 300 & sleep 300 & wait");

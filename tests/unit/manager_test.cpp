@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "manager/job_plan.hpp"
 #include "manager/manager.hpp"
 
 namespace cohort::manager {
@@ -125,6 +126,38 @@ class ManagerTest : public ::testing::Test {
   std::unique_ptr<Manager> manager_;
   FakeProvider* provider_ = nullptr;
 };
+
+TEST(JobPlanTest, DataBecomesMountsWithTheirAccessAndKind) {
+  std::string json;
+  auto plan = plan_from_yaml(
+      "command: x\n"
+      "inputs: {digits: {path: /data/digits}, labels: {type: uri_file, path: /data/labels.csv}}\n"
+      "outputs: {model: {path: /out/model}, score: {type: uri_file, path: /out/score.txt}}\n"
+      "checkpoint: {dir: /ckpt}\n",
+      json);
+  ASSERT_TRUE(plan.ok()) << plan.status().to_string();
+  auto find = [&](const std::string& destination) -> const PlanMount* {
+    for (const auto& m : plan->mounts)
+      if (m.destination == destination) return &m;
+    return nullptr;
+  };
+  struct Want {
+    const char* destination;
+    const char* source;
+    bool read_only, file;
+  };
+  for (const Want& w :
+       {Want{"/inputs/digits", "/data/digits", true, false}, Want{"/inputs/labels", "/data/labels.csv", true, true},
+        Want{"/outputs/model", "/out/model", false, false}, Want{"/outputs/score", "/out/score.txt", false, true},
+        Want{"/checkpoints", "/ckpt", false, false}}) {
+    const PlanMount* m = find(w.destination);
+    ASSERT_NE(m, nullptr) << w.destination;
+    EXPECT_EQ(m->source, w.source) << w.destination;
+    EXPECT_EQ(m->read_only, w.read_only) << w.destination;
+    EXPECT_EQ(m->file, w.file) << w.destination;
+  }
+  EXPECT_EQ(plan->mounts.size(), 5u);
+}
 
 TEST_F(ManagerTest, ClusterValidationNamesTheField) {
   v1::ClusterSpec s;
