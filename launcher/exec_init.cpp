@@ -189,8 +189,10 @@ int open_signal_fd() {
   return fd;
 }
 
-// The next signal init got, waiting at most until `deadline`; nullopt once the deadline passed.
-std::optional<int> next_signal(int sig_fd, std::optional<Clock::time_point> deadline) {
+// The next signal init got (its number) or, with listen_fd given, kExecRequest for a connection
+// waiting on the exec socket; at most until `deadline`, nullopt once it passed.
+constexpr int kExecRequest = -1;
+std::optional<int> next_event(int sig_fd, int listen_fd, std::optional<Clock::time_point> deadline) {
   for (;;) {
     int timeout_ms = -1;
     if (deadline) {
@@ -198,14 +200,21 @@ std::optional<int> next_signal(int sig_fd, std::optional<Clock::time_point> dead
       if (left.count() <= 0) return std::nullopt;
       timeout_ms = static_cast<int>(left.count());
     }
-    pollfd p{sig_fd, POLLIN, 0};
-    const int n = ::poll(&p, 1, timeout_ms);
+    pollfd p[2] = {{sig_fd, POLLIN, 0}, {listen_fd, POLLIN, 0}};
+    const int n = ::poll(p, listen_fd >= 0 ? 2 : 1, timeout_ms);
     if (n < 0 && errno != EINTR) fail(errno_status("poll", errno).message());
     if (n <= 0) continue;  // look at the deadline again
-    signalfd_siginfo info{};
-    if (::read(sig_fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info))
-      return static_cast<int>(info.ssi_signo);
+    if (p[0].revents & POLLIN) {
+      signalfd_siginfo info{};
+      if (::read(sig_fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info))
+        return static_cast<int>(info.ssi_signo);
+    }
+    if (listen_fd >= 0 && (p[1].revents & POLLIN)) return kExecRequest;
   }
+}
+
+std::optional<int> next_signal(int sig_fd, std::optional<Clock::time_point> deadline) {
+  return next_event(sig_fd, -1, deadline);
 }
 
 // Reaps every child that has ended, passing each to on_exit. False when init has no child left.
@@ -446,30 +455,6 @@ void wait_for_file(const std::string& path, int sig_fd) {
   settle(sig_fd);
   sweep(ranks);
   exit_like(cause);
-}
-
-// A signal (its number) or, with kExecRequest, a connection waiting on the exec socket; nullopt
-// once `deadline` passed.
-constexpr int kExecRequest = -1;
-std::optional<int> next_event(int sig_fd, int listen_fd, std::optional<Clock::time_point> deadline) {
-  for (;;) {
-    int timeout_ms = -1;
-    if (deadline) {
-      auto left = std::chrono::ceil<milliseconds>(*deadline - Clock::now());
-      if (left.count() <= 0) return std::nullopt;
-      timeout_ms = static_cast<int>(left.count());
-    }
-    pollfd p[2] = {{sig_fd, POLLIN, 0}, {listen_fd, POLLIN, 0}};
-    const int n = ::poll(p, listen_fd >= 0 ? 2 : 1, timeout_ms);
-    if (n < 0 && errno != EINTR) fail(errno_status("poll", errno).message());
-    if (n <= 0) continue;
-    if (p[0].revents & POLLIN) {
-      signalfd_siginfo info{};
-      if (::read(sig_fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info))
-        return static_cast<int>(info.ssi_signo);
-    }
-    if (listen_fd >= 0 && (p[1].revents & POLLIN)) return kExecRequest;
-  }
 }
 
 // Takes one request from the exec socket and starts its process; returns the process and the

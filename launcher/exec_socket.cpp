@@ -40,6 +40,21 @@ Status address_of(const std::string& path, Address& out) {
   return {};
 }
 
+// One request's message: the payload and room for its two descriptors.
+struct Message {
+  explicit Message(std::string& payload) : io{payload.data(), payload.size()} {
+    header.msg_iov = &io;
+    header.msg_iovlen = 1;
+    header.msg_control = control;
+    header.msg_controllen = sizeof control;
+  }
+  Message(const Message&) = delete;
+  Message& operator=(const Message&) = delete;
+  iovec io;
+  alignas(cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))] = {};
+  msghdr header{};
+};
+
 }  // namespace
 
 Result<int> listen_exec_socket(const std::string& path) {
@@ -86,13 +101,8 @@ Status send_exec_request(int sock, const std::vector<std::string>& argv, const s
     return invalid_argument("exec request of " + std::to_string(payload.size()) + " bytes: more than " +
                             std::to_string(kMaxExecRequest));
   }
-  iovec io{payload.data(), payload.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))] = {};
-  msghdr m{};
-  m.msg_iov = &io;
-  m.msg_iovlen = 1;
-  m.msg_control = control;
-  m.msg_controllen = sizeof control;
+  Message message(payload);
+  msghdr& m = message.header;
   cmsghdr* c = CMSG_FIRSTHDR(&m);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
@@ -109,13 +119,8 @@ Status send_exec_request(int sock, const std::vector<std::string>& argv, const s
 
 Result<ExecRequest> receive_exec_request(int sock) {
   std::string payload(kMaxExecRequest + 1, '\0');
-  iovec io{payload.data(), payload.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))] = {};
-  msghdr m{};
-  m.msg_iov = &io;
-  m.msg_iovlen = 1;
-  m.msg_control = control;
-  m.msg_controllen = sizeof control;
+  Message message(payload);
+  msghdr& m = message.header;
   ssize_t n;
   do {
     n = ::recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
