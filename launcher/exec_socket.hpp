@@ -1,5 +1,5 @@
 // The exec socket of `cohort-exec init --idle`: how the runner starts a process (Open MPI's
-// daemon, asked for by another node through cohort-bridge) inside a running job container without
+// daemon, asked for by another node through `cohort-exec bridge`) inside a running job container without
 // `runc exec`. init is already in the container with its user, namespaces, cgroup, capabilities
 // and no-new-privileges; its children inherit all of it, and it reaps them. A process of the job
 // that connects can only start what it could start itself.
