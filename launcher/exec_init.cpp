@@ -27,6 +27,7 @@
 
 #include "cohort/status.hpp"
 #include "exec_socket.hpp"
+#include "file_write.hpp"
 #include "orphans.hpp"
 
 namespace cohort {
@@ -157,20 +158,6 @@ Result<long> node_rank_from_env() {
   auto n = parse_number(text, 0, 1'000'000);
   if (!n) return invalid_argument(std::string("NODE_RANK='") + text + "' is not a node index (0, 1, ...)");
   return *n;
-}
-
-// "ready\n", renamed into place so the runner never reads half of it. Not fsynced: it tells a
-// live runner about a live process and means nothing after a crash of the machine.
-Status write_small_file(const std::string& path, std::string_view text) {
-  const std::string tmp = path + ".tmp-" + std::to_string(getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return errno_status("open", errno, tmp);
-  const ssize_t n = ::write(fd, text.data(), text.size());
-  const int write_errno = errno;
-  ::close(fd);
-  if (n != static_cast<ssize_t>(text.size())) return errno_status("write", n < 0 ? write_errno : EIO, tmp);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return errno_status("rename", errno, tmp + " -> " + path);
-  return {};
 }
 
 // Blocks the signals init handles (they are read from the returned signalfd, never handled
@@ -550,7 +537,7 @@ std::optional<std::pair<pid_t, int>> start_requested(int listen_fd) {
   if (st.signal == 0) _exit(st.code);
   if (is_pid1() && !exit_file.empty()) {
     // The signal cannot end pid 1: tell the runner, which sees only 128 + N from runc, which it was.
-    (void)write_small_file(exit_file, "signal " + std::to_string(st.signal) + "\n");
+    (void)write_file_replacing(exit_file, "signal " + std::to_string(st.signal) + "\n", 0644);
   }
   // End by the same signal, so the parent sees what the program did; no core of this wrapper.
   rlimit no_core{0, 0};
@@ -588,7 +575,7 @@ std::optional<std::pair<pid_t, int>> start_requested(int listen_fd) {
     listen_fd = *l;
   }
   if (!o.ready_file.empty()) {
-    Status s = write_small_file(o.ready_file, "ready\n");
+    Status s = write_file_replacing(o.ready_file, "ready\n", 0644);
     if (!s.ok()) fail("writing the ready file: " + s.message());
     const auto slash = o.ready_file.rfind('/');
     exit_file = (slash == std::string::npos ? std::string() : o.ready_file.substr(0, slash + 1)) + kExitFileName;

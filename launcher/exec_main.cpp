@@ -35,6 +35,7 @@
 
 #include "exec_bridge.hpp"
 #include "exec_init.hpp"
+#include "file_write.hpp"
 #include "line_prefixer.hpp"
 #include "local_nodes.hpp"
 #include "rank_report.hpp"
@@ -54,16 +55,6 @@ constexpr int kUsageError = 255;  // what ssh returns for its own failures
 std::string env_or(const char* name, const char* fallback) {
   const char* v = std::getenv(name);
   return v != nullptr ? v : fallback;
-}
-
-void write_all(int fd, const std::string& data) {
-  std::size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // the reader is gone; the program's exit status still matters
-    done += static_cast<std::size_t>(n);
-  }
 }
 
 // The index of this host in COHORT_NODE_HOSTS ("h0,h1,..."), so ranks know their node.
@@ -102,11 +93,11 @@ bool pump(Stream& s) {
   std::string out;
   if (n <= 0) {
     s.prefixer.finish(out);
-    write_all(s.out_fd, out);
+    (void)write_all(s.out_fd, out);
     return false;
   }
   s.prefixer.feed(std::string_view(buf, static_cast<std::size_t>(n)), out);
-  write_all(s.out_fd, out);
+  (void)write_all(s.out_fd, out);
   return true;
 }
 
@@ -145,7 +136,7 @@ bool pump(Stream& s) {
     execvp(program[0], program);
     // Into the pipe, so it comes out prefixed like the program's own lines.
     std::string msg = std::string("cohort-exec: cannot run ") + program[0] + ": " + std::strerror(errno) + "\n";
-    write_all(STDERR_FILENO, msg);
+    (void)write_all(STDERR_FILENO, msg);
     _exit(127);
   }
   setpgid(child, child);  // also here, so a signal sent before the child ran cannot miss
@@ -186,7 +177,7 @@ bool pump(Stream& s) {
   for (auto& s : streams) {
     std::string out;
     s.prefixer.finish(out);
-    write_all(s.out_fd, out);
+    (void)write_all(s.out_fd, out);
   }
 
   RankReport report;
@@ -200,7 +191,7 @@ bool pump(Stream& s) {
   report.stopped = stopped;
   if (!run_dir.empty()) {
     Status s = write_report(run_dir, report);
-    if (!s.ok()) write_all(STDERR_FILENO, prefix + "cohort-exec: " + s.message() + "\n");
+    if (!s.ok()) (void)write_all(STDERR_FILENO, prefix + "cohort-exec: " + s.message() + "\n");
   }
   exit_like(report.status);
 }

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "cohort/log.hpp"
+#include "file_write.hpp"
 #include "manager.hpp"
 #include "rpc.hpp"
 
@@ -29,16 +30,9 @@ Status write_durably(const std::filesystem::path& path, const std::string& bytes
   const std::string tmp = path.string() + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return errno_status("open", errno, tmp);
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return errno_status("write", err, tmp);
-    }
-    done += static_cast<std::size_t>(n);
+  if (Status s = write_all(fd, bytes, tmp); !s.ok()) {
+    ::close(fd);
+    return s;
   }
   if (::fsync(fd) != 0) {
     const int err = errno;

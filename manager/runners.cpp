@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "cohort/log.hpp"
+#include "file_write.hpp"
 #include "manager.hpp"
 #include "rpc.hpp"
 
@@ -202,16 +203,9 @@ Status Manager::append_logs(const std::string& node, const v1::AppendLogsRequest
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return errno_status("open", errno, path.string());
   const std::string& data = request.data();
-  std::size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t w = ::write(fd, data.data() + done, data.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) {
-      const int err = errno;
-      ::close(fd);
-      return errno_status("write", err, path.string());
-    }
-    done += static_cast<std::size_t>(w);
+  if (Status s = write_all(fd, data, path.string()); !s.ok()) {
+    ::close(fd);
+    return s;
   }
   ::close(fd);
   return {};

@@ -10,6 +10,7 @@
 #include "cohort/log.hpp"
 #include "cohort/v1/cohort.grpc.pb.h"
 #include "exec_socket.hpp"
+#include "file_write.hpp"
 #include "rpc.hpp"
 
 namespace cohort::runner {
@@ -18,16 +19,6 @@ namespace {
 
 // How often the accepting thread looks at its stop flag.
 constexpr int kAcceptPollMs = 100;
-
-void write_all(int fd, const std::string& data) {
-  std::size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // the bridge is gone: its exit no longer matters either
-    done += static_cast<std::size_t>(n);
-  }
-}
 
 // One request, on its own thread: the bridge's descriptors are written to and closed here.
 void serve(std::shared_ptr<const v1::Assignment> a, int conn) {
@@ -45,7 +36,7 @@ void serve(std::shared_ptr<const v1::Assignment> a, int conn) {
   auto exit = argv.empty() ? Result<ExitStatus>(invalid_argument("no command for node " + host))
                            : exec_on_peer(*a, host, argv, request->stdout_fd, request->stderr_fd);
   if (!exit.ok()) {
-    write_all(request->stderr_fd, "cohort-runner: " + exit.status().message() + "\n");
+    (void)write_all(request->stderr_fd, "cohort-runner: " + exit.status().message() + "\n");
     exit = ExitStatus{255, 0};
   }
   ::close(request->stdout_fd);
@@ -78,8 +69,9 @@ Result<ExitStatus> exec_on_peer(const v1::Assignment& a, const std::string& host
   v1::PeerExecOutput out;
   std::optional<ExitStatus> exit;
   while (reader->Read(&out)) {
-    if (!out.stdout().empty()) write_all(out_fd, out.stdout());
-    if (!out.stderr().empty()) write_all(err_fd, out.stderr());
+    // A bridge that went away only loses the output; its exit is still sent.
+    if (!out.stdout().empty()) (void)write_all(out_fd, out.stdout());
+    if (!out.stderr().empty()) (void)write_all(err_fd, out.stderr());
     if (out.exited()) exit = ExitStatus{out.exit_code(), out.signal()};
   }
   const grpc::Status s = reader->Finish();

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "file_write.hpp"
 #include "subprocess.hpp"
 
 namespace cohort::runner {
@@ -182,27 +183,6 @@ Status build_host_rootfs(const ContainerSpec& spec, const HostImage& host, const
       COHORT_TRY(make_file(point));
     }
   }
-  return {};
-}
-
-// Writes `text` to `path` through a temporary and a rename, so runc never reads half a file.
-Status write_file(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return errno_status("open", errno, tmp.string());
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return errno_status("write", err, tmp.string());
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (::close(fd) != 0) return errno_status("close", errno, tmp.string());
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return errno_status("rename", errno, path.string());
   return {};
 }
 
@@ -427,7 +407,8 @@ Status write_bundle(const ContainerSpec& spec) {
   ContainerSpec here = spec;
   here.nofile = nofile_limit_here(spec.nofile);
   const std::string text = oci_config(here, host, devices).dump(2) + "\n";
-  return write_file(spec.bundle_dir / "config.json", text).with_context(context);
+  // Through a temporary and a rename: runc never reads half a file.
+  return write_file_replacing(spec.bundle_dir / "config.json", text, 0600).with_context(context);
 }
 
 std::vector<std::string> Runc::run_argv(const ContainerSpec& spec) const {
