@@ -13,9 +13,16 @@ namespace cohort {
 // Every byte of `data` to `fd`, again after EINTR and short writes. The error names `what`.
 Status write_all(int fd, std::string_view data, std::string_view what = {});
 
-// `data` to `path` through a temporary beside it (created with `mode`) renamed into place, so a
-// reader never sees half a file. Not fsynced: for files that describe live processes, not state
-// that must outlive a crash of the machine.
-Status write_file_replacing(const std::filesystem::path& path, std::string_view data, mode_t mode);
+// How much of a crash of the machine a replaced file survives.
+enum class Durability {
+  kProcess,  // not fsynced: for files that describe live processes
+  kMachine,  // the file, then its directory, fsynced: state that must outlive a power cut
+};
+
+// `data` to `path` through a temporary beside it (`path.tmp-<pid>`, created with `mode`) renamed
+// into place, so a reader never sees half a file. On failure the temporary is removed and `path`
+// is untouched.
+Status write_file_replacing(const std::filesystem::path& path, std::string_view data, mode_t mode,
+                            Durability durability = Durability::kProcess);
 
 }  // namespace cohort
