@@ -344,7 +344,10 @@ Status Runner::run() {
       continue;
     }
     heartbeat(/*last=*/false);
-    next = reregister_ ? Clock::now() : std::max(next + interval_, Clock::now());
+    // One interval after this heartbeat, whether it was due or woken early: advancing from the
+    // previous due time instead let a burst of wakes push the next one seconds away, long enough
+    // for the manager to call the node lost.
+    next = reregister_ ? Clock::now() : Clock::now() + interval_;
   }
   finish_shutdown();
   return fatal;

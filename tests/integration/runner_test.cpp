@@ -196,6 +196,33 @@ TEST_F(RunnerIntegrationTest, ForgottenAttemptsAreNotReportedOrRunAgain) {
   EXPECT_EQ(m().logs[a.job()], "once\n");
 }
 
+// Each wake (a task's exit, its last log lines, the doorbell) sends a heartbeat at once; a burst
+// of them must not push the next regular one away: a node silent for heartbeat_timeout is lost.
+TEST_F(RunnerIntegrationTest, ABurstOfWakesKeepsTheHeartbeatCadence) {
+  start_runner();
+  ASSERT_TRUE(m().wait([&] { return m().heartbeats.size() >= 2; }, 20s));
+  std::vector<std::string> jobs;
+  for (int i = 0; i < 12; ++i) {
+    v1::Assignment a = assign("true");
+    jobs.push_back(a.job());
+    give(a);
+  }
+  for (const auto& job : jobs)
+    ASSERT_TRUE(reported_as(job, "exited")) << job;
+  const auto from = FakeManagerState::Clock::now();
+  std::this_thread::sleep_for(1500ms);
+  std::lock_guard lock(m().mu);
+  std::chrono::milliseconds widest{0};
+  auto previous = from;
+  for (const auto& [when, hb] : m().heartbeats) {
+    if (when < from) continue;
+    widest = std::max(widest, std::chrono::duration_cast<std::chrono::milliseconds>(when - previous));
+    previous = when;
+  }
+  widest = std::max(widest, std::chrono::duration_cast<std::chrono::milliseconds>(from + 1500ms - previous));
+  EXPECT_LE(widest.count(), 400) << "heartbeats every 100 ms, yet none for " << widest.count() << " ms";
+}
+
 TEST_F(RunnerIntegrationTest, StopEndsTheTask) {
   start_runner();
   v1::Assignment a = assign("sleep 300");
