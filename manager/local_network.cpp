@@ -134,18 +134,27 @@ Result<pid_t> LocalNodeNetwork::bridge() {
   return pid;
 }
 
+// An address no node of this state directory ever had, while there is one: the live nodes keep
+// an old node's MAC for its address in their neighbour tables for up to half a minute, and a new
+// node given that address was unreachable from them meanwhile (MPI_Init waited 11 s on it).
+// Then the lowest address no live node has.
 Result<int> LocalNodeNetwork::free_host_number(const std::string& node) const {
-  std::set<int> used;
+  std::set<int> used, ever;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(state_dir_ / "nodes", ec)) {
     const std::string other = e.path().filename().string();
     if (other == node || !e.is_directory()) continue;
     std::ifstream in(e.path() / "address");
     std::string address;
-    if (!(in >> address) || !is_node_runner(read_pid_file(e.path() / "runner.pid"), other)) continue;
+    if (!(in >> address)) continue;
     const auto dot = address.rfind('.');
-    if (dot != std::string::npos) used.insert(std::atoi(address.c_str() + dot + 1));
+    if (dot == std::string::npos) continue;
+    const int n = std::atoi(address.c_str() + dot + 1);
+    ever.insert(n);
+    if (is_node_runner(read_pid_file(e.path() / "runner.pid"), other)) used.insert(n);
   }
+  for (int n = 1; n <= 254; ++n)
+    if (ever.count(n) == 0) return n;
   for (int n = 1; n <= 254; ++n)
     if (used.count(n) == 0) return n;
   return Status(Code::kResourceExhausted,
