@@ -240,4 +240,71 @@ Result<pid_t> find_node_holder(std::string_view map, std::string_view host) {
                 "host '" + std::string(host) + "' is not a local test node (nodes: " + std::string(map) + ")");
 }
 
+namespace {
+
+std::vector<pid_t> all_processes() {
+  std::vector<pid_t> out;
+  DIR* d = opendir("/proc");
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    const long pid = std::strtol(e->d_name, &end, 10);
+    if (*end == '\0' && pid > 0) out.push_back(static_cast<pid_t>(pid));
+  }
+  closedir(d);
+  return out;
+}
+
+std::string proc_text(pid_t pid, const char* file) {
+  std::string text;
+  const int fd = ::open(("/proc/" + std::to_string(pid) + "/" + file).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return text;
+  char buf[512];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;)
+    text.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  return text;
+}
+
+pid_t parent_of(pid_t pid) {
+  const std::string stat = proc_text(pid, "stat");
+  const auto paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 4 > stat.size()) return 0;
+  return static_cast<pid_t>(std::strtol(stat.c_str() + paren + 4, nullptr, 10));  // ") S PPID"
+}
+
+}  // namespace
+
+Result<int> kill_node_processes(pid_t member, std::string_view holder_comm) {
+  struct stat node_ns {};
+  struct stat own_ns {};
+  if (::stat(("/proc/" + std::to_string(member) + "/ns/net").c_str(), &node_ns) != 0) {
+    return errno_status("stat", errno, "/proc/" + std::to_string(member) + "/ns/net");
+  }
+  std::vector<pid_t> victims;
+  if (::stat("/proc/self/ns/net", &own_ns) == 0 && own_ns.st_ino != node_ns.st_ino) {
+    for (pid_t pid : all_processes()) {
+      struct stat ns {};
+      if (::stat(("/proc/" + std::to_string(pid) + "/ns/net").c_str(), &ns) != 0 || ns.st_ino != node_ns.st_ino)
+        continue;
+      std::string comm = proc_text(pid, "comm");
+      if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+      if (comm != holder_comm) victims.push_back(pid);
+    }
+  } else {
+    // The whole tree first, then the signals: a child whose parent died is reparented and lost.
+    std::vector<pid_t> tree{member};
+    const std::vector<pid_t> all = all_processes();
+    for (std::size_t i = 0; i < tree.size(); ++i) {
+      for (pid_t pid : all) {
+        if (parent_of(pid) == tree[i]) tree.push_back(pid);
+      }
+    }
+    victims = std::move(tree);
+  }
+  for (pid_t pid : victims)
+    ::kill(pid, SIGKILL);
+  return static_cast<int>(victims.size());
+}
+
 }  // namespace cohort

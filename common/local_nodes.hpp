@@ -64,4 +64,10 @@ Status run_ip_batch(pid_t holder, const std::string& commands);
 // The holder pid of `host` in a namespace_map() string; NotFound names the known hosts.
 Result<pid_t> find_node_holder(std::string_view map, std::string_view host);
 
+// kill -9 of a whole local node, as when its machine dies: SIGKILL, in one pass, to every process
+// in the network namespace of `member` (a node's runner) except its holder (a fork of the process
+// named `holder_comm`, which the provider removes), or, when `member` shares this process's
+// namespace (nodes as plain processes), to `member` and all its descendants. Returns how many.
+Result<int> kill_node_processes(pid_t member, std::string_view holder_comm);
+
 }  // namespace cohort

@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <string>
@@ -491,6 +492,17 @@ std::optional<std::pair<pid_t, int>> start_requested(int listen_fd) {
   return std::make_pair(pid, conn);
 }
 
+// A notice signal for an MPI worker node's ranks: the children of what the exec socket started
+// (Open MPI's daemon starts each rank under `cohort-exec rank`, which passes it to its rank's
+// group). The daemon itself is spared: it has no use for it.
+void signal_children_of(const std::map<pid_t, int>& requested, int sig) {
+  for (const auto& [pid, conn] : requested) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+    for (pid_t child = 0; in >> child;)
+      ::kill(child, sig);
+  }
+}
+
 [[noreturn]] void run_idle(const InitOptions& o, int sig_fd, int listen_fd) {
   const pid_t setup = o.program.empty() ? -1 : start_child(nullptr, o.program, {}, false, nullptr);
   bool stopping = false;
@@ -519,7 +531,9 @@ std::optional<std::pair<pid_t, int>> start_requested(int listen_fd) {
       if (auto started = start_requested(listen_fd)) requested.insert(*started);
     } else if (*sig == SIGCHLD) {
       if (!reap(on_exit) && stopping) break;
-    } else if (*sig != SIGUSR1 && *sig != SIGUSR2 && !stopping) {
+    } else if (*sig == SIGUSR1 || *sig == SIGUSR2) {
+      signal_children_of(requested, *sig);
+    } else if (!stopping) {
       stopping = true;
       deadline = Clock::now() + o.grace;
       signal_everything(SIGTERM);

@@ -25,6 +25,8 @@ constexpr config::Knob kJobPoll{"job_poll", 1000ms,
 constexpr config::Knob kWaitOutage{"wait_outage", 120000ms,
                                    "`--wait` rides out a manager that is away this long (a restart takes seconds) "
                                    "before it gives up; the job itself keeps running either way"};
+// A job's step, while it runs: often enough to see it move, rarely enough for a job of days.
+constexpr auto kStepEvery = 5s;
 // A followed log stream lasts as long as its job, which may run for days; the deadline is only a
 // backstop against a stream nobody ends.
 constexpr auto kFollowDeadline = std::chrono::hours(24 * 365);
@@ -80,8 +82,21 @@ std::vector<std::string> progress_lines(const v1::Job* before, const v1::Job& no
     if (was == nullptr || was->state() != a.state() || was->nodes_size() != a.nodes_size() ||
         was->end_reason() != a.end_reason())
       lines.push_back(attempt_line(a));
+    if (was != nullptr && was->notice_ms() == 0 && a.notice_ms() != 0 && a.ended_ms() == 0) {
+      lines.push_back("attempt " + std::to_string(a.number()) + ": preemption notice at step " +
+                      std::to_string(a.last_step()) + "; the job checkpoints and stops");
+    }
   }
   return lines;
+}
+
+std::optional<std::string> step_line(std::int64_t printed, const v1::Job& now) {
+  if (now.attempts_size() == 0) return std::nullopt;
+  const v1::Attempt& a = now.attempts(now.attempts_size() - 1);
+  if (a.state() != "running" || a.last_step() == printed || a.last_step() == 0) return std::nullopt;
+  std::string line = "attempt " + std::to_string(a.number()) + ": step " + std::to_string(a.last_step());
+  if (a.start_step() > 0) line += " (resumed from " + std::to_string(a.start_step()) + ")";
+  return line;
 }
 
 bool is_terminal(const std::string& state) {
@@ -110,6 +125,8 @@ int wait_for_job(Client& client, v1::Job job) {
   for (const auto& line : progress_lines(nullptr, job))
     std::cout << line << std::endl;
   auto away_since = std::chrono::steady_clock::time_point{};
+  std::int64_t step_printed = 0;
+  auto step_printed_at = std::chrono::steady_clock::time_point{};
   while (!is_terminal(job.state())) {
     std::this_thread::sleep_for(poll);
     auto now =
@@ -129,6 +146,13 @@ int wait_for_job(Client& client, v1::Job job) {
     away_since = {};
     for (const auto& line : progress_lines(&job, *now))
       std::cout << line << std::endl;
+    if (std::chrono::steady_clock::now() - step_printed_at >= kStepEvery) {
+      if (auto line = step_line(step_printed, *now)) {
+        std::cout << *line << std::endl;
+        step_printed = now->attempts(now->attempts_size() - 1).last_step();
+        step_printed_at = std::chrono::steady_clock::now();
+      }
+    }
     job = std::move(now).value();
   }
   std::cout << end_line(job) << std::endl;

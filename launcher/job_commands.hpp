@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,9 @@ Result<v1::SubmitJobRequest> job_submit_request(const JobSubmitOptions& options)
 // nodes it runs on, an attempt's state, and its end with reason and message. `before` is null on
 // the first poll.
 std::vector<std::string> progress_lines(const v1::Job* before, const v1::Job& now);
+// "attempt 2: step 4200 (resumed from 2614)" when the running attempt reports a step other than
+// `printed`; `--wait` prints it every few seconds at most.
+std::optional<std::string> step_line(std::int64_t printed, const v1::Job& now);
 
 bool is_terminal(const std::string& job_state);  // succeeded, failed, canceled
 // The line `--wait` ends with, e.g. "job j-1 failed: rank 1 on node-b exited with code 3".

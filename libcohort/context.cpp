@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <charconv>
 #include <climits>
+#include <csignal>
 #include <cstdlib>
 
 namespace cohort {
@@ -115,6 +116,18 @@ Status read_cohort(const EnvReader& env, const Context::Lookup& lookup, Context&
     if (dir->empty()) return invalid_argument("environment variable COHORT_CHECKPOINT_DIR is empty");
     c.checkpoint_dir = *dir;
   }
+  if (auto p = lookup("COHORT_PROGRESS_FILE")) c.progress_file = *p;
+  if (auto p = lookup("COHORT_RUN_DIR")) c.run_dir = *p;
+  if (auto p = lookup("COHORT_NOTICE_FILE")) c.notice_file = *p;
+  if (auto sig = lookup("COHORT_NOTICE_SIGNAL"); sig && !sig->empty() && *sig != "none") {
+    if (*sig == "SIGUSR1") {
+      c.notice_signal = SIGUSR1;
+    } else if (*sig == "SIGUSR2") {
+      c.notice_signal = SIGUSR2;
+    } else {
+      return invalid_argument("COHORT_NOTICE_SIGNAL='" + *sig + "' is not SIGUSR1, SIGUSR2 or none");
+    }
+  }
   return {};
 }
 
@@ -132,6 +145,9 @@ std::string_view launch_kind_name(LaunchKind kind) noexcept {
   return "unknown";
 }
 
+// preemption.cpp: records the signal in a flag that preemption_noticed() reads.
+void catch_notice_signal(int sig);
+
 Result<Context> Context::from_lookup(const Lookup& lookup) {
   EnvReader env(lookup);
   Context c;
@@ -145,11 +161,13 @@ Result<Context> Context::from_lookup(const Lookup& lookup) {
 }
 
 Result<Context> Context::from_environment() {
-  return from_lookup([](std::string_view name) -> std::optional<std::string> {
+  auto c = from_lookup([](std::string_view name) -> std::optional<std::string> {
     const char* v = std::getenv(std::string(name).c_str());
     if (v == nullptr) return std::nullopt;
     return std::string(v);
   });
+  if (c.ok() && c->notice_signal != 0) catch_notice_signal(c->notice_signal);
+  return c;
 }
 
 std::string Context::describe() const {

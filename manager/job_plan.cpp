@@ -59,6 +59,10 @@ Result<JobPlan> plan_from_json(const std::string& spec_json) {
   p.retries_user_error = int_of(j, "retries", "user_error", 0);
   p.retries_infrastructure = int_of(j, "retries", "infrastructure", 3);
   p.retries_preemption = int_of(j, "retries", "preemption", 100);
+  if (j.contains("preemption") && j["preemption"].is_object()) {
+    const std::string sig = j["preemption"].value("signal", "SIGUSR1");
+    p.notice_signal = sig == "none" ? "" : sig;
+  }
   if (j.contains("environment") && j["environment"].is_object()) {
     const json& e = j["environment"];
     p.image = e.value("image", "host");

@@ -35,8 +35,9 @@ struct JobPlan {
   int retries_user_error = 0;
   int retries_infrastructure = 3;
   int retries_preemption = 100;
-  bool has_code = false;       // the spec names a `code` directory
-  std::string image = "host";  // "host", "oci:PATH", "dir:PATH"
+  std::string notice_signal = "SIGUSR1";  // "" for none
+  bool has_code = false;                  // the spec names a `code` directory
+  std::string image = "host";             // "host", "oci:PATH", "dir:PATH"
   std::string runtime = "auto";
   std::int64_t shm_size_bytes = 0;
   std::vector<PlanMount> mounts;

@@ -26,27 +26,10 @@ double seconds(std::int64_t from_ms, std::int64_t to_ms) {
 
 // The snapshot is on disk and durable before the job id is given out.
 Status write_durably(const std::filesystem::path& path, const std::string& bytes) {
-  std::filesystem::create_directories(path.parent_path());
-  const std::string tmp = path.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return errno_status("open", errno, tmp);
-  if (Status s = write_all(fd, bytes, tmp); !s.ok()) {
-    ::close(fd);
-    return s;
-  }
-  if (::fsync(fd) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return errno_status("fsync", err, tmp);
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return errno_status("rename", errno, path.string());
-  const int dir = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir >= 0) {
-    ::fsync(dir);
-    ::close(dir);
-  }
-  return {};
+  std::error_code ec;
+  std::filesystem::create_directories(path.parent_path(), ec);
+  if (ec) return Status(Code::kInternal, "cannot create " + path.parent_path().string() + ": " + ec.message());
+  return write_file_replacing(path, bytes, 0600, Durability::kMachine);
 }
 
 std::string describe_failure(const v1::RankFailure& f) {
@@ -56,6 +39,19 @@ std::string describe_failure(const v1::RankFailure& f) {
 }
 
 }  // namespace
+
+std::string preempted_story(const v1::Attempt& a, const v1::RankFailure& f) {
+  std::string s = "preemption notice; " + describe_failure(f);
+  if (a.checkpoint_ms() > 0 && a.notice_ms() > 0 && a.checkpoint_ms() >= a.notice_ms()) {
+    s += "; checkpoint of step " + std::to_string(a.checkpoint_step()) + " durable " +
+         std::to_string(a.checkpoint_ms() - a.notice_ms()) + " ms after the notice";
+  } else if (a.checkpoint_ms() > 0) {
+    s += "; no checkpoint after the notice (newest: step " + std::to_string(a.checkpoint_step()) + ")";
+  } else {
+    s += "; no checkpoint this attempt";
+  }
+  return s;
+}
 
 std::filesystem::path Manager::code_path(const std::string& job) const {
   return options_.state_dir / "code" / (job + ".tar.gz");
@@ -201,6 +197,9 @@ void Manager::end_attempt(JobEntry& e, const std::string& reason, const std::str
   } else if (reason == "node_lost" || reason == "hung") {
     retry = ++e.infra_failures <= e.plan.retries_infrastructure;
     budget = "infrastructure " + std::to_string(e.infra_failures) + "/" + std::to_string(e.plan.retries_infrastructure);
+  } else if (reason == "preempted") {
+    retry = ++e.preemptions <= e.plan.retries_preemption;
+    budget = "preemption " + std::to_string(e.preemptions) + "/" + std::to_string(e.plan.retries_preemption);
   }
   if (reason == "succeeded") {
     e.job.set_state("succeeded");
@@ -234,6 +233,7 @@ void Manager::evaluate_attempt(JobEntry& e) {
   std::optional<v1::RankFailure> first_failure;
   std::int64_t first_failure_ms = 0;
   std::int64_t first_started = 0, last_step = a->last_step(), first_progress = 0, last_ready = 0;
+  std::int64_t restored_step = a->start_step(), checkpoint_step = a->checkpoint_step(), checkpoint_ms = 0;
   double unpack_s = 0;
   for (int rank = 0; rank < a->nodes_size(); ++rank) {
     const std::string& node = a->nodes(rank);
@@ -248,6 +248,11 @@ void Manager::evaluate_attempt(JobEntry& e) {
     }
     unpack_s = std::max(unpack_s, t.image_unpack_s());
     if (t.last_step() > last_step) last_step = t.last_step();
+    if (t.restored_ms() > 0) restored_step = std::max(restored_step, t.restored_step());
+    if (t.checkpoint_ms() > 0 && t.checkpoint_step() >= checkpoint_step) {
+      checkpoint_step = t.checkpoint_step();
+      checkpoint_ms = std::max(checkpoint_ms, t.checkpoint_ms());
+    }
     if (t.last_progress_ms() > 0 && (first_progress == 0 || t.last_progress_ms() < first_progress)) {
       first_progress = t.last_progress_ms();
     }
@@ -274,8 +279,20 @@ void Manager::evaluate_attempt(JobEntry& e) {
       consider(std::move(f), t.exited_ms());
     }
   }
+  // A committed checkpoint of step S means the job got to S, even when its progress report of S
+  // was still held back (rate-limited) when the node died.
+  last_step = std::max(last_step, checkpoint_step);
   if (last_step != a->last_step()) {
     a->set_last_step(last_step);
+    changed = true;
+  }
+  if (restored_step != a->start_step()) {
+    a->set_start_step(restored_step);
+    changed = true;
+  }
+  if (checkpoint_ms > a->checkpoint_ms()) {
+    a->set_checkpoint_step(checkpoint_step);
+    a->set_checkpoint_ms(checkpoint_ms);
     changed = true;
   }
   if (first_progress > 0 && a->timings().first_progress_s() == 0 && a->started_ms() > 0) {
@@ -305,6 +322,14 @@ void Manager::evaluate_attempt(JobEntry& e) {
   }
   if (first_failure) {
     *a->mutable_first_failure() = *first_failure;
+    if (under_notice(*a)) {
+      end_attempt(e, "preempted", preempted_story(*a, *first_failure));
+      return;
+    }
+    if (!alive_since_failure(e, *a)) {
+      if (changed) save_job(e);
+      return;  // a node's heartbeat (or its loss) decides
+    }
     end_attempt(e, "user_error", describe_failure(*first_failure));
     return;
   }
@@ -313,6 +338,23 @@ void Manager::evaluate_attempt(JobEntry& e) {
     return;
   }
   if (changed) save_job(e);
+}
+
+// A failure is the job's own only once every node of the attempt has shown it is alive after it:
+// a node that dies takes Open MPI's daemon there with it, and mpirun on the head reports that
+// (exit 205) seconds before the node is found lost. So the first failure rings every node's
+// doorbell; alive ones heartbeat within milliseconds, and a dead one is `node_lost` after
+// heartbeat_timeout instead of the job's fault.
+bool Manager::alive_since_failure(JobEntry& e, const v1::Attempt& a) {
+  if (e.failure_seen_ms == 0) {
+    e.failure_seen_ms = now();
+    for (const auto& node : a.nodes())
+      ring(node);
+  }
+  return std::all_of(a.nodes().begin(), a.nodes().end(), [&](const std::string& name) {
+    auto it = nodes_.find(name);
+    return it != nodes_.end() && it->second.node.last_heartbeat_ms() >= e.failure_seen_ms;
+  });
 }
 
 v1::Assignment Manager::assignment_for(const JobEntry& e, const v1::Attempt& a, int node_rank) {
@@ -331,6 +373,7 @@ v1::Assignment Manager::assignment_for(const JobEntry& e, const v1::Attempt& a, 
   as.set_secret(rpc::sha256_hex(join_hash_ + "/" + e.job.id() + "/" + std::to_string(a.number())));
   as.set_image(e.plan.image);
   as.set_runtime(e.plan.runtime);
+  as.set_notice_signal(e.plan.notice_signal);
   as.set_shm_size_bytes(e.plan.shm_size_bytes);
   for (const auto& m : e.plan.mounts) {
     auto* out = as.add_mounts();

@@ -101,10 +101,11 @@ Status Manager::load() {
   COHORT_ASSIGN_OR_RETURN(auto jobs, store_->load_jobs());
   for (auto& j : jobs) {
     COHORT_ASSIGN_OR_RETURN(JobPlan plan, plan_from_json(j.job.spec_json()));
-    JobEntry e{std::move(j.job), std::move(plan), j.sequence, {}, 0, 0};
+    JobEntry e{std::move(j.job), std::move(plan), j.sequence, {}, 0, 0, 0, 0};
     for (const auto& a : e.job.attempts()) {
       if (a.end_reason() == "user_error") ++e.user_failures;
       if (a.end_reason() == "node_lost" || a.end_reason() == "hung") ++e.infra_failures;
+      if (a.end_reason() == "preempted") ++e.preemptions;
     }
     std::string id = e.job.id();
     jobs_[id] = std::move(e);

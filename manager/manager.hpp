@@ -30,6 +30,10 @@ namespace cohort::manager {
 // heartbeat (lost, preempted and removed ones do neither).
 bool is_live_node_state(const std::string& state);
 
+// How a preempted attempt ended: what stopped, and whether (and how soon after the notice) its
+// checkpoint was durable.
+std::string preempted_story(const v1::Attempt& attempt, const v1::RankFailure& first_failure);
+
 struct ManagerOptions {
   std::filesystem::path state_dir;
   std::function<std::int64_t()> now_ms;  // default: the system clock
@@ -64,6 +68,10 @@ class Manager {
   // Nodes.
   std::vector<v1::Node> list_nodes(const std::string& cluster);
   Result<v1::Node> drain_node(const std::string& name);
+  // Takes a low-priority node back as its cloud would: its jobs get the notice now, and the node
+  // goes at the deadline, or as soon as nothing runs on it. FailedPrecondition for a dedicated
+  // node or one that is not live.
+  Result<v1::Node> preempt_node(const std::string& name, std::chrono::milliseconds notice);
 
   // Runners. `credential` checks: the node a bearer credential belongs to, or PermissionDenied.
   Result<std::string> node_for_credential(const std::string& credential);
@@ -91,6 +99,8 @@ class Manager {
     std::map<std::string, v1::TaskStatus> tasks;
     int infra_failures = 0;
     int user_failures = 0;
+    int preemptions = 0;
+    std::int64_t failure_seen_ms = 0;  // when the current attempt's first failure came in
   };
   struct NodeEntry {
     v1::Node node;
@@ -113,12 +123,21 @@ class Manager {
   v1::Attempt* current_attempt(JobEntry& entry);
   void end_attempt(JobEntry& entry, const std::string& end_reason, const std::string& message);
   void evaluate_attempt(JobEntry& entry);
+  bool alive_since_failure(JobEntry& entry, const v1::Attempt& attempt);
   void record_task(NodeEntry& node, const v1::TaskStatus& task, v1::HeartbeatResponse& response);
+  void note_late_progress(JobEntry& entry, const std::string& node, const v1::TaskStatus& task);
   v1::Assignment assignment_for(const JobEntry& entry, const v1::Attempt& attempt, int node_rank);
   void detect_lost_nodes();
   void enforce_job_limits();
+  // A notice for the node (from an administrator, its provider or its own runner), once.
+  void give_notice(NodeEntry& node, std::int64_t deadline_ms, const std::string& from);
+  // Nodes whose deadline passed, or whose jobs are over, go; an attempt still on one is preempted.
+  void enforce_preemptions();
+  // Some node of the attempt has a preemption notice: however the attempt ends, that is why.
+  bool under_notice(const v1::Attempt& attempt) const;
   void schedule_cluster(const v1::Cluster& cluster);
   void autoscale_cluster(const v1::Cluster& cluster);
+  bool runs_current_attempt(NodeEntry& node);
   void remove_node(NodeEntry& node, const std::string& state, const std::string& reason);
   std::vector<JobEntry*> queued_jobs(const std::string& cluster);
   v1::Cluster with_counts(const v1::Cluster& cluster);

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "cohort/log.hpp"
 #include "file_write.hpp"
 #include "manager.hpp"
@@ -81,6 +83,31 @@ Result<v1::RegisterResponse> Manager::register_node(const v1::RegisterRequest& r
   return out;
 }
 
+// A node's last report of an attempt that has just ended (the preempted node's exit ended it
+// before rank 0's node said its checkpoint was durable): the attempt's own record learns how far
+// it got and what it saved. Nothing else of the report counts, and no other attempt changes.
+void Manager::note_late_progress(JobEntry& e, const std::string& node, const v1::TaskStatus& t) {
+  for (auto& a : *e.job.mutable_attempts()) {
+    if (a.number() != t.attempt() || a.ended_ms() == 0) continue;
+    if (std::find(a.nodes().begin(), a.nodes().end(), node) == a.nodes().end()) return;
+    bool changed = false;
+    if (t.checkpoint_ms() > a.checkpoint_ms() && t.checkpoint_step() >= a.checkpoint_step()) {
+      a.set_checkpoint_step(t.checkpoint_step());
+      a.set_checkpoint_ms(t.checkpoint_ms());
+      changed = true;
+    }
+    const std::int64_t reached = std::max(t.last_step(), a.checkpoint_step());
+    if (reached > a.last_step()) {
+      a.set_last_step(reached);
+      changed = true;
+    }
+    if (!changed) return;
+    if (a.end_reason() == "preempted" && a.has_first_failure()) a.set_message(preempted_story(a, a.first_failure()));
+    save_job(e);
+    return;
+  }
+}
+
 void Manager::record_task(NodeEntry& n, const v1::TaskStatus& t, v1::HeartbeatResponse& response) {
   auto j = jobs_.find(t.job());
   v1::Attempt* a = j == jobs_.end() ? nullptr : current_attempt(j->second);
@@ -90,6 +117,7 @@ void Manager::record_task(NodeEntry& n, const v1::TaskStatus& t, v1::HeartbeatRe
       assigned = assigned || node == n.node.name();
   }
   if (!assigned) {
+    if (j != jobs_.end()) note_late_progress(j->second, n.node.name(), t);
     // A stale attempt (ended, canceled, or another generation): it must not run, and once it
     // has exited there is nothing more to learn from it.
     if (t.state() == "exited") {
@@ -130,6 +158,7 @@ Result<v1::HeartbeatResponse> Manager::heartbeat(const std::string& name, const 
   }
   n.node.set_last_heartbeat_ms(now());
   *n.node.mutable_usage() = request.usage();
+  if (request.preempt_deadline_ms() != 0) give_notice(n, request.preempt_deadline_ms(), "from the node's cloud");
   if (n.node.state() == "provisioning") {
     n.node.set_state("idle");
     n.node.set_idle_since_ms(now());
@@ -159,9 +188,12 @@ Result<v1::HeartbeatResponse> Manager::heartbeat(const std::string& name, const 
       n.node.set_idle_since_ms(now());
       if (n.node.state() == "busy") n.node.set_state("idle");
       save_node(n);
+      // A node under notice is not idle for long: it goes now rather than at the next tick.
+      if (n.node.preempt_deadline_ms() != 0) enforce_preemptions();
     }
   }
   response.set_drain(n.node.state() == "draining");
+  response.set_preempt_deadline_ms(n.node.preempt_deadline_ms());
   return response;
 }
 

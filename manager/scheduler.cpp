@@ -21,6 +21,7 @@ void Manager::tick() {
   std::lock_guard lock(mu_);
   detect_lost_nodes();
   enforce_job_limits();
+  enforce_preemptions();
   for (const auto& [name, c] : clusters_) {
     schedule_cluster(c);
     autoscale_cluster(c);
@@ -57,7 +58,9 @@ void Manager::detect_lost_nodes() {
         for (int i = 0; i < a->nodes_size(); ++i) {
           if (a->nodes(i) == name) f->set_rank(i);
         }
-        end_attempt(j->second, "node_lost", "node " + name + " (" + n.node.hostname() + ") lost: " + why);
+        // Lost after a notice (its provider took it early): preempted, under that budget.
+        end_attempt(j->second, n.node.preempt_deadline_ms() != 0 ? "preempted" : "node_lost",
+                    "node " + name + " (" + n.node.hostname() + ") lost: " + why);
       }
     }
   }
@@ -67,9 +70,21 @@ void Manager::enforce_job_limits() {
   const std::int64_t t = now();
   for (auto& [id, e] : jobs_) {
     v1::Attempt* a = current_attempt(e);
-    if (!a || a->started_ms() == 0 || e.plan.timeout_s <= 0) continue;
-    if (t - a->started_ms() > e.plan.timeout_s * 1000) {
+    if (!a || a->started_ms() == 0) continue;
+    if (e.plan.timeout_s > 0 && t - a->started_ms() > e.plan.timeout_s * 1000) {
       end_attempt(e, "timed_out", "ran longer than limits.timeout (" + std::to_string(e.plan.timeout_s) + " s)");
+      continue;
+    }
+    if (e.plan.progress_timeout_s <= 0) continue;
+    // Progress is the newest report of any node; before the first, the attempt's start counts.
+    std::int64_t last = a->started_ms();
+    for (const auto& [node, task] : e.tasks)
+      last = std::max(last, task.last_progress_ms());
+    if (t - last > e.plan.progress_timeout_s * 1000) {
+      end_attempt(e, "hung",
+                  "hung (no progress for " + std::to_string((t - last) / 1000) + " s at step " +
+                      std::to_string(a->last_step()) + "; limits.progress_timeout " +
+                      std::to_string(e.plan.progress_timeout_s) + " s)");
     }
   }
 }
@@ -90,7 +105,10 @@ void Manager::schedule_cluster(const v1::Cluster& cluster) {
   const std::string& name = cluster.spec().name();
   std::vector<NodeEntry*> idle;
   for (auto& [n, node] : nodes_) {
-    if (node.node.cluster() == name && node.node.state() == "idle" && node.node.job().empty()) idle.push_back(&node);
+    if (node.node.cluster() == name && node.node.state() == "idle" && node.node.job().empty() &&
+        node.node.preempt_deadline_ms() == 0) {
+      idle.push_back(&node);
+    }
   }
   std::sort(idle.begin(), idle.end(), [](auto* a, auto* b) { return a->node.name() < b->node.name(); });
   for (JobEntry* e : queued_jobs(name)) {
@@ -106,7 +124,6 @@ void Manager::schedule_cluster(const v1::Cluster& cluster) {
     const std::int64_t waited_from =
         e->job.attempts_size() > 1 ? e->job.attempts(e->job.attempts_size() - 2).ended_ms() : e->job.submitted_ms();
     a->mutable_timings()->set_queued_s(static_cast<double>(t - waited_from) / 1000.0);
-    if (e->job.attempts_size() > 1) a->set_start_step(e->job.attempts(e->job.attempts_size() - 2).last_step());
     std::string list;
     for (int i = 0; i < need; ++i) {
       NodeEntry* node = idle[static_cast<std::size_t>(i)];
@@ -120,6 +137,7 @@ void Manager::schedule_cluster(const v1::Cluster& cluster) {
     }
     idle.erase(idle.begin(), idle.begin() + need);
     e->tasks.clear();
+    e->failure_seen_ms = 0;
     e->job.set_state("provisioning");
     e->job.set_message("attempt " + std::to_string(a->number()) + " starting on " + list);
     save_job(*e);
@@ -128,18 +146,31 @@ void Manager::schedule_cluster(const v1::Cluster& cluster) {
   }
 }
 
+bool Manager::runs_current_attempt(NodeEntry& node) {
+  auto j = jobs_.find(node.node.job());
+  const v1::Attempt* a = j == jobs_.end() ? nullptr : current_attempt(j->second);
+  return a && a->number() == node.node.attempt();
+}
+
 void Manager::autoscale_cluster(const v1::Cluster& cluster) {
   const v1::ClusterSpec& spec = cluster.spec();
   NodeProvider* provider = provider_for(spec);
   if (!provider || !provider->can_scale()) return;
   const std::int64_t t = now();
-  int active = 0, provisioning = 0;
+  // freeing: nodes whose attempt is over but whose processes have not reported their end yet;
+  // they are idle in a moment, so the queue's demand does not create nodes for them.
+  int active = 0, provisioning = 0, freeing = 0;
   std::vector<NodeEntry*> idle;
   for (auto& [n, node] : nodes_) {
-    if (node.node.cluster() != spec.name() || !is_live_node_state(node.node.state())) continue;
+    // A node under a preemption notice is already leaving: it neither serves nor counts.
+    if (node.node.cluster() != spec.name() || !is_live_node_state(node.node.state()) ||
+        node.node.preempt_deadline_ms() != 0) {
+      continue;
+    }
     ++active;
     if (node.node.state() == "provisioning") ++provisioning;
     if (node.node.state() == "idle" && node.node.job().empty()) idle.push_back(&node);
+    if (!node.node.job().empty() && !runs_current_attempt(node)) ++freeing;
   }
   int demand = 0;  // nodes queued jobs wait for
   std::string waiting;
@@ -148,7 +179,7 @@ void Manager::autoscale_cluster(const v1::Cluster& cluster) {
     if (waiting.empty()) waiting = e->job.id();
   }
   // Busy and draining nodes serve running jobs; idle and provisioning ones will serve the queue.
-  const int serving = active - static_cast<int>(idle.size()) - provisioning;
+  const int serving = active - static_cast<int>(idle.size()) - provisioning - freeing;
   const int wanted = std::clamp(serving + demand, spec.min_nodes(), spec.max_nodes());
   if (active < wanted) {
     const int add = wanted - active;

@@ -168,6 +168,10 @@ class NodeServiceImpl final : public v1::NodeService::Service {
     COHORT_ADMIN("DrainNode");
     return reply(m.drain_node(rq->name()), out);
   }
+  grpc::Status PreemptNode(ServerContext* ctx, const v1::PreemptNodeRequest* rq, v1::Node* out) override {
+    COHORT_ADMIN("PreemptNode");
+    return reply(m.preempt_node(rq->name(), std::chrono::milliseconds(rq->notice_ms())), out);
+  }
 
  private:
   Admin admin_;

@@ -126,6 +126,8 @@ Result<LaunchPlan> plan_launch(const v1::Assignment& a, const NodeFacts& node, c
   env.set("COHORT_NODE_ADDRESSES", addresses);
   env.set("COHORT_RUN_DIR", run);
   env.set("COHORT_PROGRESS_FILE", run + "/progress");
+  env.set("COHORT_NOTICE_FILE", run + "/notice");
+  env.set("COHORT_NOTICE_SIGNAL", a.notice_signal().empty() ? "none" : a.notice_signal());
   for (const auto& m : data) {
     const auto slash = m.destination.find('/', 1);
     if (m.destination == "/checkpoints") {

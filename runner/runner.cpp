@@ -224,6 +224,16 @@ void Runner::apply(const v1::HeartbeatResponse& response) {
     logger()->info("job {} attempt {}: stop asked by the manager: {}", s.job(), s.attempt(), s.reason());
     table_->stop(s.job(), s.attempt(), "stopped by the manager" + (s.reason().empty() ? "" : ": " + s.reason()));
   }
+  if (response.preempt_deadline_ms() != 0) {
+    if (preempt_deadline_ms_ != response.preempt_deadline_ms()) {
+      preempt_deadline_ms_ = response.preempt_deadline_ms();
+      logger()->warn(
+          "preemption notice: this node goes in {} ms; telling its jobs",
+          preempt_deadline_ms_ -
+              std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+    }
+    table_->notify_preemption(preempt_deadline_ms_);  // also tasks that started since
+  }
   if (response.drain() != draining_) {
     draining_ = response.drain();
     logger()->info(draining_ ? "draining: no new assignments" : "no longer draining: taking assignments again");

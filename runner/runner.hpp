@@ -74,21 +74,22 @@ class Runner {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool shutdown_ = false;               // guarded by mu_
-  std::string shutdown_why_;            // guarded by mu_
-  bool stop_threads_ = false;           // guarded by mu_
-  bool logs_wanted_ = false;            // guarded by mu_: a task exited, ship now
-  bool wake_ = false;                   // guarded by mu_: heartbeat now
-  v1::Usage usage_;                     // guarded by mu_
-  std::chrono::milliseconds interval_;  // heartbeat thread only
-  bool draining_ = false;               // heartbeat thread only
-  bool stopping_ = false;               // heartbeat thread only
-  bool reregister_ = false;             // heartbeat thread only
-  std::int64_t sequence_ = 0;           // heartbeat thread only
-  int heartbeat_failures_ = 0;          // heartbeat thread only
-  std::string heartbeat_last_error_;    // heartbeat thread only
-  int log_failures_ = 0;                // log thread only
-  std::string log_last_error_;          // log thread only
+  bool shutdown_ = false;                 // guarded by mu_
+  std::string shutdown_why_;              // guarded by mu_
+  bool stop_threads_ = false;             // guarded by mu_
+  bool logs_wanted_ = false;              // guarded by mu_: a task exited, ship now
+  bool wake_ = false;                     // guarded by mu_: heartbeat now
+  v1::Usage usage_;                       // guarded by mu_
+  std::chrono::milliseconds interval_;    // heartbeat thread only
+  bool draining_ = false;                 // heartbeat thread only
+  std::int64_t preempt_deadline_ms_ = 0;  // heartbeat thread only; 0: no preemption notice
+  bool stopping_ = false;                 // heartbeat thread only
+  bool reregister_ = false;               // heartbeat thread only
+  std::int64_t sequence_ = 0;             // heartbeat thread only
+  int heartbeat_failures_ = 0;            // heartbeat thread only
+  std::string heartbeat_last_error_;      // heartbeat thread only
+  int log_failures_ = 0;                  // log thread only
+  std::string log_last_error_;            // log thread only
   std::thread log_thread_;
   std::thread usage_thread_;
   std::thread doorbell_thread_;

@@ -6,12 +6,14 @@
 #include <cctype>
 #include <charconv>
 #include <csignal>
+#include <ctime>
 #include <fstream>
 #include <iterator>
 #include <map>
 
 #include "cohort/log.hpp"
 #include "exec_init.hpp"
+#include "file_write.hpp"
 #include "oci_image.hpp"
 #include "rank_report.hpp"
 #include "subprocess.hpp"
@@ -390,6 +392,7 @@ std::pair<ExitStatus, std::string> Task::watch(JobProcess& process) {
   bool kill_sent = false;
   for (;;) {
     auto ended = process.wait_for(kTick);
+    deliver_notice(process);
     read_progress();
     read_rank_reports();
     if (ended.ok() && ended->has_value()) {
@@ -492,19 +495,76 @@ void Task::clean_up() {
   }
 }
 
-void Task::read_progress() {
+std::optional<Task::StepRead> Task::read_step_file(const fs::path& path, fs::file_time_type& seen) {
   std::error_code ec;
-  const auto mtime = fs::last_write_time(progress_path(), ec);
-  if (ec || mtime == progress_mtime_) return;
-  std::ifstream in(progress_path());
+  const auto mtime = fs::last_write_time(path, ec);
+  if (ec || mtime == seen) return std::nullopt;
+  std::ifstream in(path);
   const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   const auto step = parse_progress(text);
-  if (!step) return;  // half written: read again next tick
-  progress_mtime_ = mtime;
+  if (!step) return std::nullopt;  // half written: read again next tick
+  seen = mtime;
   const auto when = std::chrono::file_clock::to_sys(mtime);
+  return StepRead{*step, epoch_ms(std::chrono::time_point_cast<std::chrono::system_clock::duration>(when))};
+}
+
+void Task::read_progress() {
+  const auto progress = read_step_file(progress_path(), progress_mtime_);
+  const auto restored = read_step_file(run_dir() / "restored", restored_mtime_);
+  const auto checkpoint = read_step_file(run_dir() / "checkpoint", checkpoint_mtime_);
+  if (!progress && !restored && !checkpoint) return;
   std::lock_guard lock(mu_);
-  status_.set_last_step(*step);
-  status_.set_last_progress_ms(epoch_ms(std::chrono::time_point_cast<std::chrono::system_clock::duration>(when)));
+  if (progress) {
+    status_.set_last_step(progress->step);
+    status_.set_last_progress_ms(progress->ms);
+  }
+  if (restored) {
+    status_.set_restored_step(restored->step);
+    status_.set_restored_ms(restored->ms);
+  }
+  if (checkpoint) {
+    status_.set_checkpoint_step(checkpoint->step);
+    status_.set_checkpoint_ms(checkpoint->ms);
+  }
+}
+
+void Task::notify_preemption(std::int64_t deadline_ms) {
+  {
+    std::lock_guard lock(mu_);
+    if (notice_deadline_ms_ != 0) return;
+    notice_deadline_ms_ = deadline_ms;
+  }
+  cv_.notify_all();
+}
+
+// On the task's thread, once: the notice file first (so a rank woken by the signal finds it),
+// then the signal to the job's process group (through `runc run`, which passes it to init).
+void Task::deliver_notice(JobProcess& process) {
+  std::int64_t deadline = 0;
+  {
+    std::lock_guard lock(mu_);
+    deadline = notice_deadline_ms_;
+  }
+  if (deadline == 0 || notice_delivered_) return;
+  notice_delivered_ = true;
+  const std::int64_t now = epoch_ms();
+  const std::time_t secs = static_cast<std::time_t>(deadline / 1000);
+  std::tm utc{};
+  gmtime_r(&secs, &utc);
+  char iso[32];
+  std::strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  const std::string text = "{\"event\": \"Preempt\", \"deadline_unix_ms\": " + std::to_string(deadline) +
+                           ", \"deadline\": \"" + iso + "\", \"notice_ms\": " + std::to_string(deadline - now) + "}\n";
+  if (Status s = write_file_replacing(run_dir() / "notice", text, 0644); !s.ok()) {
+    logger()->warn("job {}: cannot write the preemption notice: {}", assignment_.job(), s.message());
+  }
+  const std::string& sig = assignment_.notice_signal();
+  const int signo = sig == "SIGUSR1" ? SIGUSR1 : sig == "SIGUSR2" ? SIGUSR2 : 0;
+  if (signo != 0) (void)process.signal_group(signo);
+  note("preemption notice: the node goes at " + std::string(iso) + " (in " + std::to_string((deadline - now) / 1000) +
+       " s)" + (signo != 0 ? "; sent " + sig : ""));
+  std::lock_guard lock(mu_);
+  status_.set_notice_ms(now);
 }
 
 void Task::finish(ExitStatus st, std::string cause) {

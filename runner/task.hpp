@@ -78,6 +78,10 @@ class Task {
   // exit's cause ("timed out after 5 s", "stopped: the attempt was canceled"). Asynchronous.
   void stop(std::string cause);
 
+  // A preemption notice: the job gets the notice file (RUN/notice, JSON with deadline_unix_ms)
+  // and the assignment's notice signal, once, as soon as its process runs. Asynchronous.
+  void notify_preemption(std::int64_t deadline_ms);
+
   v1::TaskStatus status() const;
   bool exited() const { return exited_.load(); }
   // True when the task exited within `timeout`.
@@ -114,7 +118,15 @@ class Task {
   void wait_ready(JobProcess& process);
   // Until the first process ends: how it ended and the cause to report.
   std::pair<ExitStatus, std::string> watch(JobProcess& process);
-  void read_progress();
+  struct StepRead {
+    std::int64_t step;
+    std::int64_t ms;  // the file's modification time
+  };
+  // A file holding one step number, when it changed since `seen`.
+  static std::optional<StepRead> read_step_file(const std::filesystem::path& path,
+                                                std::filesystem::file_time_type& seen);
+  void read_progress();  // progress, and libcohort's restored and checkpoint files
+  void deliver_notice(JobProcess& process);
   // What `runc run` reports as 128 + N is a signal when init, pid 1 there, says it ended by N.
   ExitStatus init_exit(ExitStatus st) const;
   void read_rank_reports();
@@ -132,14 +144,18 @@ class Task {
   v1::TaskStatus status_;                  // guarded by mu_
   std::optional<std::string> stop_cause_;  // guarded by mu_
   std::atomic<bool> exited_{false};
-  std::atomic<bool> gate_cancel_{false};              // the first process ended: the gate has nothing to open
-  std::filesystem::file_time_type progress_mtime_{};  // task thread only
-  std::filesystem::file_time_type reports_mtime_{};   // task thread only
-  std::string phase_ = "starting";                    // guarded by mu_
-  bool ready_ = false;                                // guarded by mu_
-  LaunchPlan plan_;                                   // written before ready_, read after
-  std::optional<ContainerSpec> container_;            // likewise; set when it runs in a container
-  std::unique_ptr<BridgeServer> bridge_;              // an MPI head's; task thread only
+  std::atomic<bool> gate_cancel_{false};                // the first process ended: the gate has nothing to open
+  std::filesystem::file_time_type progress_mtime_{};    // task thread only
+  std::filesystem::file_time_type reports_mtime_{};     // task thread only
+  std::filesystem::file_time_type restored_mtime_{};    // task thread only
+  std::filesystem::file_time_type checkpoint_mtime_{};  // task thread only
+  std::int64_t notice_deadline_ms_ = 0;                 // guarded by mu_
+  bool notice_delivered_ = false;                       // task thread only
+  std::string phase_ = "starting";                      // guarded by mu_
+  bool ready_ = false;                                  // guarded by mu_
+  LaunchPlan plan_;                                     // written before ready_, read after
+  std::optional<ContainerSpec> container_;              // likewise; set when it runs in a container
+  std::unique_ptr<BridgeServer> bridge_;                // an MPI head's; task thread only
   std::thread thread_;
 };
 

@@ -48,6 +48,13 @@ void TaskTable::stop(const std::string& job, int attempt, const std::string& cau
   if (it != entries_.end() && !it->second->task->exited()) it->second->task->stop(cause);
 }
 
+void TaskTable::notify_preemption(std::int64_t deadline_ms) {
+  std::lock_guard lock(mu_);
+  for (auto& [key, e] : entries_) {
+    if (!e->task->exited()) e->task->notify_preemption(deadline_ms);
+  }
+}
+
 void TaskTable::stop_all(const std::string& cause) {
   std::lock_guard lock(mu_);
   for (auto& [key, e] : entries_) {

@@ -36,6 +36,8 @@ class TaskTable {
   // The task of that attempt (kept alive by the pointer), or null when this node has none.
   std::shared_ptr<Task> find(const std::string& job, int attempt) const;
   void stop_all(const std::string& cause);
+  // Gives every running task the preemption notice (see Task::notify_preemption).
+  void notify_preemption(std::int64_t deadline_ms);
   // No more reporting; the entry goes once its log is shipped.
   void forget(const std::string& job, int attempt);
 

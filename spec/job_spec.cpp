@@ -24,6 +24,7 @@ constexpr std::array<std::string_view, 3> kRuntimes = {"none", "runc", "auto"};
 constexpr std::array<std::string_view, 2> kDataTypes = {"uri_folder", "uri_file"};
 constexpr std::array<std::string_view, 2> kInputModes = {"ro_mount", "download"};
 constexpr std::array<std::string_view, 2> kOutputModes = {"rw_mount", "upload"};
+constexpr std::array<std::string_view, 3> kNoticeSignals = {"SIGUSR1", "SIGUSR2", "none"};
 
 // Fields that belong inside a section: a user who writes `instance_count: 2` at the top is told
 // where it goes.
@@ -38,7 +39,8 @@ constexpr std::string_view kNestedFields[] = {"resources.instance_count",
                                               "retries.infrastructure",
                                               "retries.preemption",
                                               "limits.timeout",
-                                              "limits.progress_timeout"};
+                                              "limits.progress_timeout",
+                                              "preemption.signal"};
 
 bool is_lower_or_digit(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
@@ -238,6 +240,15 @@ constexpr Field<Limits> kLimitFields[] = {
      }},
 };
 
+constexpr Field<Preemption> kPreemptionFields[] = {
+    {"signal",
+     [](const Value& v, const std::string& p, Preemption& r) -> Status {
+       COHORT_ASSIGN_OR_RETURN(const std::size_t i, detail::read_choice(v, p, kNoticeSignals));
+       r.signal = std::string(kNoticeSignals[i]);
+       return {};
+     }},
+};
+
 // A section of the spec that is a map of its own fields.
 template <typename T, std::size_t N>
 Status set_section(const Value& v, const std::string& path, T& out, const Field<T> (&fields)[N]) {
@@ -306,6 +317,8 @@ constexpr Field<JobSpec> kJobFields[] = {
      [](const Value& v, const std::string& p, JobSpec& s) { return set_section(v, p, s.retries, kRetryFields); }},
     {"limits",
      [](const Value& v, const std::string& p, JobSpec& s) { return set_section(v, p, s.limits, kLimitFields); }},
+    {"preemption", [](const Value& v, const std::string& p,
+                      JobSpec& s) { return set_section(v, p, s.preemption, kPreemptionFields); }},
 };
 
 Result<JobSpec> spec_from_value(const Value& root) {

@@ -82,6 +82,13 @@ struct Retries {
   bool operator==(const Retries&) const = default;
 };
 
+// What a job is told when its node gets a preemption notice: always the notice file; this signal
+// too unless it is "none". libcohort catches it; a program that does not should say none.
+struct Preemption {
+  std::string signal = "SIGUSR1";  // "SIGUSR1", "SIGUSR2" or "none"
+  bool operator==(const Preemption&) const = default;
+};
+
 struct Limits {
   std::int64_t timeout_seconds = 0;           // wall time of an attempt; 0: none
   std::int64_t progress_timeout_seconds = 0;  // longest time without reported progress; 0: none
@@ -107,6 +114,7 @@ struct JobSpec {
   std::optional<Checkpoint> checkpoint;
   Retries retries;
   Limits limits;
+  Preemption preemption;
   bool operator==(const JobSpec&) const = default;
 };
 

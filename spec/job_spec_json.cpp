@@ -77,6 +77,7 @@ nlohmann::json to_json(const JobSpec& spec) {
                   {"infrastructure", spec.retries.infrastructure},
                   {"preemption", spec.retries.preemption}};
   j["limits"] = {{"timeout", spec.limits.timeout_seconds}, {"progress_timeout", spec.limits.progress_timeout_seconds}};
+  j["preemption"] = {{"signal", spec.preemption.signal}};
   return j;
 }
 

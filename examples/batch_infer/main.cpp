@@ -15,9 +15,11 @@
 // shard, then "rows=R shards=N scored=A skipped=B accuracy=X seconds=T rows_per_s=Y" last, for
 // scripts and tests to read. Diagnostics go to stderr through the logger. Exit codes: 0 every
 // shard committed, 1 a collective, the launch environment or a file write failed, 2 bad flags,
-// data or weights, or an --output folder of another run.
+// data or weights, or an --output folder of another run, 75 (cohort::kExitPreempted) stopped
+// between rounds at a preemption notice (every shard so far committed).
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <csignal>
@@ -33,6 +35,7 @@
 #include "cohort/log.hpp"
 #include "cohort/status.hpp"
 #include "dataset.hpp"
+#include "job_main.hpp"
 #include "mlp.hpp"
 #include "rows.hpp"
 #include "run_files.hpp"
@@ -43,8 +46,9 @@
 
 namespace {
 
-constexpr int kExitFailure = 1;
-constexpr int kExitUsage = 2;
+using examples::kExitFailure;
+using examples::kExitUsage;
+using examples::Outcome;
 
 struct Options {
   std::string weights;
@@ -97,34 +101,6 @@ std::optional<int> parse_flags(int argc, char** argv, Options& o) {
   return std::nullopt;
 }
 
-cohort::Result<spdlog::level::level_enum> log_level(const Options& o) {
-  if (o.log_level.empty()) return cohort::log_level_from_environment(spdlog::level::info);
-  auto level = cohort::parse_log_level(o.log_level);
-  if (!level.ok()) return level.status().with_context("--log-level");
-  return level;
-}
-
-// How run() ended. `agreed`: every rank holds a failure, decided through a collective, so all can
-// stop cleanly; otherwise a peer may be waiting in a collective and only an abort ends the job.
-struct Outcome {
-  Outcome() = default;
-  Outcome(cohort::Status s) : status(std::move(s)) {}  // NOLINT(google-explicit-constructor): COHORT_TRY
-  Outcome(cohort::Status s, bool a) : status(std::move(s)), agreed(a) {}
-  cohort::Status status;
-  bool agreed = false;
-};
-
-// Makes one rank's verdict every rank's: when any rank's `local` is not OK, every rank returns a
-// non-OK agreed Outcome, its own Status when it had one, else one with the highest code of any
-// rank that points at the others' logs.
-Outcome agree(cohort::Communicator& comm, cohort::Status local, std::string_view what) {
-  std::array<std::int64_t, 1> worst{local.ok() ? 0 : static_cast<std::int64_t>(local.code())};
-  if (auto st = comm.allreduce(worst, cohort::ReduceOp::kMax); !st.ok()) return st.with_context(what);
-  if (worst[0] == 0) return {};
-  if (local.ok()) local = {static_cast<cohort::Code>(worst[0]), "another rank failed (see its log)"};
-  return {local.with_context(what), true};
-}
-
 // Rank 0, before any rank touches the folder: creates it, checks or writes the manifest, and
 // removes the temporaries of runs that died (no rank writes before the agreement that follows).
 cohort::Status prepare_output(const std::filesystem::path& dir, const batch_infer::RunManifest& manifest,
@@ -164,7 +140,7 @@ Outcome run(const cohort::Context& ctx, const Options& o, const batch_infer::Row
           plan.num_shards(), plan.shard_rows(), world, o.hidden, o.activation, manifest.weights);
 
   const cohort::Status prepared = ctx.is_root() ? prepare_output(dir, manifest, log) : cohort::Status{};
-  if (Outcome v = agree(comm, prepared, "preparing the output folder"); !v.status.ok()) return v;
+  if (Outcome v = examples::agree(comm, prepared, {.what = "preparing the output folder"}); !v.status.ok()) return v;
   // The folder must be shared: a rank on another node that cannot see it would write elsewhere.
   std::error_code ec;
   const cohort::Status visible =
@@ -172,15 +148,24 @@ Outcome run(const cohort::Context& ctx, const Options& o, const batch_infer::Row
           ? cohort::Status{}
           : cohort::failed_precondition("rank " + std::to_string(rank) + " cannot see --output " + o.output +
                                         " that rank 0 created: it must be a folder every node shares");
-  if (Outcome v = agree(comm, visible, "checking --output"); !v.status.ok()) return v;
+  if (Outcome v = examples::agree(comm, visible, {.what = "checking --output"}); !v.status.ok()) return v;
 
   const auto start = std::chrono::steady_clock::now();
   std::array<std::int64_t, kTotals> totals{};
   std::int64_t committed_now = 0;
   std::vector<std::int64_t> all(static_cast<std::size_t>(world) * kFields);
   for (std::size_t round = 0; round < plan.rounds(world); ++round) {
-    // Every rank is here together, at a shard boundary. A check whether the job must stop
-    // (preemption) belongs here, its verdict shared through the round's allgather like a failure.
+    // Every rank is here together, at a shard boundary: a preemption notice stops them all here,
+    // with every shard so far committed, and the requeued run skips those.
+    COHORT_ASSIGN_OR_RETURN(const bool preempted, ctx.preemption_requested(comm));
+    if (preempted) {
+      if (ctx.is_root()) {
+        std::printf("preemption notice: stopping before round %zu; every shard so far is committed\n", round);
+        std::fflush(stdout);
+      }
+      return {cohort::Status(cohort::Code::kPreempted, "stopped for preemption before round " + std::to_string(round)),
+              true};
+    }
     const std::size_t s = round * static_cast<std::size_t>(world) + static_cast<std::size_t>(rank);
     Record record{-1, kIdle, 0, 0};
     cohort::Status failed;
@@ -226,7 +211,12 @@ Outcome run(const cohort::Context& ctx, const Options& o, const batch_infer::Row
                     plan.num_shards(), file.c_str(), r);
       }
     }
-    if (ctx.is_root()) std::fflush(stdout);
+    if (ctx.is_root()) {
+      std::fflush(stdout);
+      // The job's progress is the shards done: what a hang detector and `cohort job show` see.
+      const auto done = std::min(plan.num_shards(), (round + 1) * static_cast<std::size_t>(world));
+      (void)ctx.report_progress(static_cast<std::int64_t>(done), done == plan.num_shards());
+    }
     if (failed_rank) {
       // Every rank saw the same records, so every rank stops here: the job ends cleanly.
       if (failed.ok()) failed = {cohort::Code::kIoError, "rank " + std::to_string(*failed_rank) + " failed a shard"};
@@ -265,7 +255,7 @@ int main(int argc, char** argv) {
   Options o;
   o.data = digits::default_data_path().string();
   if (auto code = parse_flags(argc, argv, o)) return *code;
-  const auto level = log_level(o);
+  const auto level = examples::log_level(o.log_level);
   if (!level.ok()) {
     std::fprintf(stderr, "example-batch-infer: %s\n", level.status().to_string().c_str());
     return kExitUsage;
@@ -301,16 +291,5 @@ int main(int argc, char** argv) {
     return kExitFailure;
   }
   const Outcome outcome = run(*ctx, o, rows, *model, **comm, *log);
-  if (outcome.status.ok()) return 0;
-  if (outcome.agreed) {
-    // Every rank stops here together, so MPI can shut down cleanly.
-    const auto code = outcome.status.code();
-    const bool usage = code == cohort::Code::kInvalidArgument || code == cohort::Code::kFailedPrecondition;
-    log->error("{}", outcome.status.to_string());
-    return usage ? kExitUsage : kExitFailure;
-  }
-  log->error("rank {}: batch inference failed: {}", ctx->rank, outcome.status.to_string());
-  log->flush();
-  // Peers may be inside a collective waiting for this rank: end the job rather than wait.
-  (*comm)->abort(kExitFailure);
+  return examples::finish(outcome, **comm, *log, "batch inference", ctx->rank);
 }

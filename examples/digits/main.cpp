@@ -12,7 +12,11 @@
 // "epoch E/N loss L test_accuracy A" line per epoch, then "test_accuracy=A" as the last line, for
 // scripts and tests to read. Diagnostics go to stderr through the logger. Exit codes: 0 done, 1 a
 // collective, the launch environment, a file write or the checkpoint folder failed (a newer
-// attempt owning it included), 2 bad flags, bad data, or a checkpoint written with other flags.
+// attempt owning it included), 2 bad flags, bad data, or a checkpoint written with other flags,
+// 75 (cohort::kExitPreempted) stopped at a preemption notice after a durable checkpoint.
+//
+// In a Cohort job it reports every global step as its progress, and with --checkpoint-every it
+// asks every step whether any node has a preemption notice (one small allreduce).
 #include <CLI/CLI.hpp>
 
 #include <array>
@@ -34,12 +38,14 @@
 #include "cohort/log.hpp"
 #include "cohort/status.hpp"
 #include "dataset.hpp"
+#include "job_main.hpp"
 #include "mlp.hpp"
 
 namespace {
 
-constexpr int kExitFailure = 1;
-constexpr int kExitUsage = 2;
+using examples::kExitFailure;
+using examples::kExitUsage;
+using examples::Outcome;
 
 struct Options {
   // Plain SGD at lr 0.1 reaches 0.96-0.97 test accuracy for seeds 1-8 (0.9694 for seed 1) with
@@ -125,13 +131,6 @@ std::optional<int> parse_flags(int argc, char** argv, Options& o) {
   return std::nullopt;
 }
 
-cohort::Result<spdlog::level::level_enum> log_level(const Options& o) {
-  if (o.log_level.empty()) return cohort::log_level_from_environment(spdlog::level::info);
-  auto level = cohort::parse_log_level(o.log_level);
-  if (!level.ok()) return level.status().with_context("--log-level");
-  return level;
-}
-
 // Checked before training so a typo costs no training time.
 cohort::Status check_output_dir(const std::string& file) {
   if (file.empty()) return {};
@@ -150,28 +149,6 @@ cohort::Status check_checkpoint_flags(const Options& o, const cohort::Context& c
                                     "`cohort run --checkpoint-dir DIR`");
   }
   return {};
-}
-
-// How train() ended. `agreed`: every rank holds the same verdict, decided through a collective,
-// so all can stop cleanly; otherwise a peer may be waiting in a collective and only an abort ends
-// the job.
-struct Outcome {
-  Outcome() = default;
-  Outcome(cohort::Status s) : status(std::move(s)) {}  // NOLINT(google-explicit-constructor): COHORT_TRY
-  Outcome(cohort::Status s, bool a) : status(std::move(s)), agreed(a) {}
-  cohort::Status status;
-  bool agreed = false;
-};
-
-// Makes one rank's verdict every rank's: when any rank's `local` is not OK, every rank returns a
-// non-OK Outcome, agreed: its own Status when it had one, else one with the highest code of any
-// rank (a fixed choice) that points at the others' logs.
-Outcome agree(cohort::Communicator& comm, cohort::Status local) {
-  std::array<std::int64_t, 1> worst{local.ok() ? 0 : static_cast<std::int64_t>(local.code())};
-  if (auto st = comm.allreduce(worst, cohort::ReduceOp::kMax); !st.ok()) return st.with_context("agreeing on resume");
-  if (worst[0] == 0) return {};
-  if (local.ok()) local = {static_cast<cohort::Code>(worst[0]), "another rank refused the checkpoint (see its log)"};
-  return {std::move(local), true};
 }
 
 // Loads the newest checkpoint, if any, into model and sgd; where training starts.
@@ -194,6 +171,28 @@ cohort::Result<digits::Progress> resume(const cohort::Context& ctx, cohort::Chec
                                     ": training is already done");
   }
   return progress;
+}
+
+// Every rank comes here at the same step; returns kPreempted (agreed) once the checkpoint of
+// this step is durable, or the reason it is not.
+cohort::Status stop_for_preemption(const cohort::Context& ctx, const Options& o, cohort::Checkpointer& ckpt,
+                                   const digits::Mlp& model, const digits::Sgd& sgd, const digits::RunConfig& config,
+                                   const digits::Progress& progress, spdlog::logger& log) {
+  const bool just_saved = progress.global_step % o.checkpoint_every == 0;
+  cohort::Status saved =
+      just_saved ? cohort::Status() : ckpt.save(progress.global_step, digits::make_shard(model, sgd, config, progress));
+  if (saved.ok()) saved = ckpt.wait();  // an asynchronous save must be durable before the exit
+  if (!saved.ok())
+    return saved.with_context("checkpoint at the preemption notice, step " + std::to_string(progress.global_step));
+  if (ctx.is_root()) {
+    (void)ctx.report_progress(progress.global_step, /*force=*/true);
+    std::printf("preemption notice: checkpoint of step %lld is durable; stopping\n",
+                static_cast<long long>(progress.global_step));
+    std::fflush(stdout);
+  }
+  log.debug("stopping for preemption at step {}", progress.global_step);
+  return cohort::Status(cohort::Code::kPreempted, "stopped for preemption at step " +
+                                                      std::to_string(progress.global_step) + ", checkpoint durable");
 }
 
 Outcome train(const cohort::Context& ctx, const Options& o, const digits::Dataset& data, cohort::Communicator& comm,
@@ -231,7 +230,10 @@ Outcome train(const cohort::Context& ctx, const Options& o, const digits::Datase
     auto resumed = resume(ctx, *ckpt, config, o, split.train.size(), model, sgd);
     // A refusal (another model's checkpoint, another world size, a newer attempt's folder) is made
     // every rank's, so the job ends cleanly with exit 2 (1 when fenced) rather than an abort.
-    if (Outcome verdict = agree(comm, resumed.status()); !verdict.status.ok()) {
+    const examples::Agreement on_resume{.what = "agreeing on resume",
+                                        .peer_failed = "another rank refused the checkpoint (see its log)",
+                                        .verdict_context = false};
+    if (Outcome verdict = examples::agree(comm, resumed.status(), on_resume); !verdict.status.ok()) {
       return {verdict.status.with_context("resuming from " + ckpt->dir().string()), verdict.agreed};
     }
     progress = *resumed;
@@ -261,6 +263,15 @@ Outcome train(const cohort::Context& ctx, const Options& o, const digits::Datase
         log.debug("checkpoint of step {} {}", progress.global_step, o.async_checkpoint ? "staged" : "committed");
       }
     }
+    if (ctx.is_root()) {
+      if (const auto st = ctx.report_progress(progress.global_step); !st.ok()) log.warn("{}", st.to_string());
+    }
+    // A preemption notice on any node: every rank learns it at this same step, saves this step
+    // (unless it was just saved) and stops; the requeued attempt resumes here with nothing lost.
+    if (ckpt) {
+      COHORT_ASSIGN_OR_RETURN(const bool preempted, ctx.preemption_requested(comm));
+      if (preempted) return stop_for_preemption(ctx, o, *ckpt, model, sgd, config, progress, log);
+    }
     if (progress.global_step == o.stop_after_steps && ctx.is_root()) {
       log.warn("--stop-after-steps {}: test hook, killing rank 0 with SIGKILL", o.stop_after_steps);
       log.flush();
@@ -279,7 +290,11 @@ Outcome train(const cohort::Context& ctx, const Options& o, const digits::Datase
     progress.epoch = epoch;
     const auto order = digits::epoch_order(split.train, o.seed, epoch);
     auto loss = digits::train_epoch(model, sgd, data, order, comm, from, on_step);
-    if (!loss.ok()) return loss.status().with_context(where);
+    if (!loss.ok()) {
+      // Every rank decided to stop at the same step: a clean stop, not an abort.
+      const bool agreed = loss.status().code() == cohort::Code::kPreempted;
+      return {loss.status().with_context(where), agreed};
+    }
     // One allreduce for both sums: [train loss, correct test rows].
     std::array<double, 2> totals{*loss, static_cast<double>(digits::count_correct(model, data, test_rows))};
     COHORT_TRY(comm.allreduce(totals, cohort::ReduceOp::kSum).with_context(where));
@@ -320,7 +335,7 @@ int main(int argc, char** argv) {
   Options o;
   o.data = digits::default_data_path().string();
   if (auto code = parse_flags(argc, argv, o)) return *code;
-  const auto level = log_level(o);
+  const auto level = examples::log_level(o.log_level);
   if (!level.ok()) {
     std::fprintf(stderr, "example-digits: %s\n", level.status().to_string().c_str());
     return kExitUsage;
@@ -359,16 +374,5 @@ int main(int argc, char** argv) {
     return kExitFailure;
   }
   const Outcome outcome = train(*ctx, o, *data, **comm, *log);
-  if (outcome.status.ok()) return 0;
-  if (outcome.agreed) {
-    // Every rank stops here together, so MPI can shut down cleanly.
-    const auto code = outcome.status.code();
-    const bool usage = code == cohort::Code::kInvalidArgument || code == cohort::Code::kFailedPrecondition;
-    log->error("{}", outcome.status.to_string());
-    return usage ? kExitUsage : kExitFailure;
-  }
-  log->error("rank {}: training failed: {}", ctx->rank, outcome.status.to_string());
-  log->flush();
-  // Peers may be inside a collective waiting for this rank: end the job rather than wait.
-  (*comm)->abort(kExitFailure);
+  return examples::finish(outcome, **comm, *log, "training", ctx->rank);
 }

@@ -2,6 +2,8 @@
 // its launcher set. A training program builds it first and passes it to everything else.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -11,6 +13,12 @@
 #include "cohort/status.hpp"
 
 namespace cohort {
+
+class Communicator;
+
+// The exit code of a job that stopped because its node is being taken back, after its checkpoint
+// was durable (EX_TEMPFAIL: "try again later", which is what the manager then does).
+inline constexpr int kExitPreempted = 75;
 
 // How the process was started, which decides which variables describe it.
 enum class LaunchKind {
@@ -33,6 +41,14 @@ struct Context {
   std::filesystem::path checkpoint_dir;  // COHORT_CHECKPOINT_DIR; empty when the job has none
   std::string master_addr;               // env-style launches only
   int master_port = 0;
+  // Written by the runner of a Cohort job, empty elsewhere: where the job reports its step
+  // (COHORT_PROGRESS_FILE), where libcohort leaves what it restored and committed for the runner
+  // (COHORT_RUN_DIR), and the file that appears when the node gets a preemption notice
+  // (COHORT_NOTICE_FILE), with the signal that comes with it (COHORT_NOTICE_SIGNAL, 0: none).
+  std::filesystem::path progress_file;
+  std::filesystem::path run_dir;
+  std::filesystem::path notice_file;
+  int notice_signal = 0;
 
   bool is_root() const noexcept { return rank == 0; }
 
@@ -49,9 +65,29 @@ struct Context {
   // InvalidArgument naming that variable.
   static Result<Context> from_environment();
 
-  // The same rules over any lookup, so tests need not touch the process environment.
+  // from_environment() also catches COHORT_NOTICE_SIGNAL (SIGUSR1 or SIGUSR2), whose default
+  // action would end the process: the handler only records that the signal came.
+
+  // The same rules over any lookup, so tests need not touch the process environment; it installs
+  // no signal handler.
   using Lookup = std::function<std::optional<std::string>(std::string_view name)>;
   static Result<Context> from_lookup(const Lookup& lookup);
+
+  // Local: this rank's node has a preemption notice (its notice file exists, or the notice signal
+  // arrived). Costs a stat(2).
+  bool preemption_noticed() const;
+  // Collective: whether any rank's node has a notice, agreed through one allreduce, so every rank
+  // gets the same answer at the same call and can write one consistent checkpoint before it
+  // exits with kExitPreempted. REQUIRES: every rank calls it at the same point (each step, or
+  // every few steps); never from a signal handler.
+  Result<bool> preemption_requested(Communicator& comm) const;
+  // When the node goes, from the notice file; nullopt without a notice (or with an unreadable one).
+  std::optional<std::chrono::system_clock::time_point> preemption_deadline() const;
+
+  // Writes `step` to the progress file, which the runner reports as the attempt's last step and
+  // a hang detector watches. At most one write per 50 ms unless `force` (the last step before an
+  // exit); a no-op outside a Cohort job. Errors name the file.
+  Status report_progress(std::int64_t step, bool force = false) const;
 
   // "job digits-1 attempt 1 rank 2/4 (local 0/2, node 1/2)"
   std::string describe() const;

@@ -2,6 +2,7 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -99,6 +100,7 @@ class Checkpointer::Impl {
   void retain(std::int64_t committed_step);
   Result<Restored> load(std::int64_t step);
   std::vector<std::int64_t> committed_steps();
+  void tell_runner(const char* name, std::int64_t step);
   fs::path tmp_dir(const Job& job) const { return o_.dir / (ckpt::step_dir_name(job.step) + ".tmp-" + job.nonce); }
   Status agree(const Status& local, const std::string& what);
 
@@ -332,11 +334,29 @@ Status Checkpointer::Impl::commit(const Job& job) {
     }
     COHORT_TRY(durable_write(fs_, o_.dir / kLatest, ckpt::step_dir_name(job.step) + "\n"));
     retain(job.step);
+    tell_runner("checkpoint", job.step);
     return {};
   };
   Status s = attempt();
   if (!s.ok() && fs_.exists(tmp)) (void)fs_.remove_all(tmp);
   return s;
+}
+
+// The runner reports these two files (the step restored, the newest step committed, each with
+// its file's time), so an attempt shows where it resumed and what a preemption cost. Best effort:
+// a checkpoint is not failed for a note about it.
+void Checkpointer::Impl::tell_runner(const char* name, std::int64_t step) {
+  if (ctx_.run_dir.empty()) return;
+  const fs::path path = ctx_.run_dir / name;
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << step << "\n";
+    if (!out.flush()) return;
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) logger()->warn("cannot tell the runner of {} step {}: {}: {}", name, step, path.string(), ec.message());
 }
 
 std::vector<std::int64_t> Checkpointer::Impl::committed_steps() {
@@ -453,7 +473,10 @@ Result<std::optional<Restored>> Checkpointer::Impl::restore_latest() {
     const std::int64_t mine = loaded.ok() ? 0 : loaded.status().code() == Code::kFailedPrecondition ? 2 : 1;
     std::int64_t worst = mine;
     COHORT_TRY(comm_.allreduce(std::span<std::int64_t>(&worst, 1), ReduceOp::kMax).with_context("restore"));
-    if (worst == 0) return std::optional<Restored>(std::move(loaded).value());
+    if (worst == 0) {
+      if (ctx_.rank == 0) tell_runner("restored", step);
+      return std::optional<Restored>(std::move(loaded).value());
+    }
     if (worst == 2) {
       if (mine == 2) return loaded.status();
       return failed_precondition("checkpoint step " + std::to_string(step) +

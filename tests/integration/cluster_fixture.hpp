@@ -9,7 +9,9 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <thread>
 
 #include "test_support.hpp"
@@ -19,6 +21,12 @@ namespace cohort::testing {
 namespace fs = std::filesystem;
 using namespace std::chrono;
 using json = nlohmann::json;
+
+// The digits example's final accuracy in its output ("test_accuracy=0.9694"), "" without one.
+inline std::string accuracy_in(const std::string& logs) {
+  std::smatch m;
+  return std::regex_search(logs, m, std::regex("test_accuracy=([0-9.]+)")) ? m[1].str() : "";
+}
 
 inline std::string read_word(const fs::path& p) {
   std::ifstream in(p);
@@ -36,6 +44,7 @@ class ClusterFixture : public ::testing::Test {
   }
 
   void TearDown() override {
+    if (HasFailure()) print_logs();
     auto r = run_captured({.argv = {bin("cohort"), "down", "--state-dir", dir_.string()}}, seconds(30));
     EXPECT_TRUE(r.ok() && r->status.success()) << (r.ok() ? r->err : r.status().to_string());
     // Nothing of this state directory may outlive the test.
@@ -44,6 +53,24 @@ class ClusterFixture : public ::testing::Test {
       ::kill(pid, SIGKILL);
     }
     fs::remove_all(dir_);
+  }
+
+  // A failed test's evidence before `cohort down` removes it: the end of the manager's and every
+  // runner's log.
+  void print_logs() const {
+    std::vector<fs::path> logs{dir_ / "manager.log"};
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir_ / "nodes", ec))
+      if (fs::exists(e.path() / "runner.log")) logs.push_back(e.path() / "runner.log");
+    for (const auto& log : logs) {
+      std::ifstream in(log);
+      std::vector<std::string> lines;
+      for (std::string line; std::getline(in, line);)
+        lines.push_back(line);
+      std::cerr << "---- the last lines of " << log.string() << "\n";
+      for (std::size_t i = lines.size() > 40 ? lines.size() - 40 : 0; i < lines.size(); ++i)
+        std::cerr << lines[i] << "\n";
+    }
   }
 
   void up() {
@@ -96,9 +123,10 @@ class ClusterFixture : public ::testing::Test {
     }
   }
 
-  void create_cluster(int min, int max, int idle) {
+  void create_cluster(int min, int max, int idle, const std::string& priority = "dedicated") {
     Captured r = cohort({"cluster", "create", "cpu", "--vm-size", "local", "--min-nodes", std::to_string(min),
-                         "--max-nodes", std::to_string(max), "--idle-seconds-before-scaledown", std::to_string(idle)});
+                         "--max-nodes", std::to_string(max), "--idle-seconds-before-scaledown", std::to_string(idle),
+                         "--vm-priority", priority});
     ASSERT_TRUE(r.status.success()) << r.out << r.err;
   }
 
@@ -112,7 +140,36 @@ class ClusterFixture : public ::testing::Test {
     return d / "job.yaml";
   }
 
+  // A job directory whose code holds example-digits, the libcohort it links and the data, so it
+  // runs in a container with the host image (which mounts only the node's /usr, /etc and /opt).
+  fs::path digits_job(const std::string& name, const std::string& yaml) {
+    const fs::path d = dir_ / ("job-" + name);
+    fs::create_directories(d / "code");
+    const fs::path digits = bin("example-digits");
+    for (const fs::path& f : {digits, digits.parent_path().parent_path() / "lib" / "libcohort.so.0"})
+      fs::copy_file(fs::canonical(f), d / "code" / f.filename(), fs::copy_options::overwrite_existing);
+    fs::copy_file(fs::path(COHORT_SOURCE_DIR) / "examples" / "data" / "digits.csv.gz", d / "code" / "digits.csv.gz",
+                  fs::copy_options::overwrite_existing);
+    std::ofstream(d / "job.yaml") << "name: " << name << "\ncode: code\ncompute: cpu\n"
+                                  << "environment_variables: {LD_LIBRARY_PATH: .}\n"
+                                  << yaml;
+    return d / "job.yaml";
+  }
+
   json nodes() { return cohort_json({"node", "list"}); }
+
+  std::string node_state(const std::string& name) {
+    for (const auto& n : nodes())
+      if (n["name"] == name) return n.value("state", "");
+    return "";
+  }
+
+  // Waits (bounded) until the node is in `state`; returns its last state.
+  std::string wait_for_node_state(const std::string& name, const std::string& state, milliseconds timeout) {
+    std::string now;
+    wait_until([&] { return (now = node_state(name)) == state; }, timeout);
+    return now;
+  }
 
   int live_nodes() {
     int n = 0;
@@ -134,6 +191,12 @@ class ClusterFixture : public ::testing::Test {
   }
 
   std::string job_state(const std::string& id) { return cohort_json({"job", "show", id}).value("state", ""); }
+
+  // An int64 field of a job's JSON, which protobuf writes as a string ("0" when absent).
+  static std::int64_t int64_of(const json& j, const std::string& field) {
+    if (!j.contains(field)) return 0;
+    return j[field].is_string() ? std::stoll(j[field].get<std::string>()) : j[field].get<std::int64_t>();
+  }
 
   fs::path dir_;
   std::string address_, token_;

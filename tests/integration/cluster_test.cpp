@@ -163,15 +163,7 @@ TEST_F(ClusterTest, AKilledRunnerIsLostWithinTheHeartbeatTimeout) {
   const pid_t runner = std::stoi(read_word(dir_ / "nodes" / node / "runner.pid"));
   const auto killed = steady_clock::now();
   ASSERT_EQ(::kill(runner, SIGKILL), 0);
-  std::string state;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        for (const auto& n : nodes())
-          if (n["name"] == node) state = n.value("state", "");
-        return state == "lost";
-      },
-      seconds(15)))
-      << state;
+  ASSERT_EQ(wait_for_node_state(node, "lost", seconds(15)), "lost");
   const double took = duration<double>(steady_clock::now() - killed).count();
   // heartbeat_timeout (5 s) + one interval (1 s), and the CLI's own poll.
   EXPECT_LE(took, 6.5) << "lost after " << took << " s";

@@ -106,6 +106,15 @@ class ExecInitTest : public ::testing::Test {
     return o;
   }
 
+  // `cohort-exec init --idle` with its exec socket at `socket`, once it is ready.
+  Result<Subprocess> start_idle_init(const fs::path& socket) const {
+    const std::string ready = (dir_ / "ready").string();
+    auto spawned = Subprocess::spawn(
+        init({"--idle", "--grace-ms", "500", "--ready-file", ready, "--exec-socket", socket.string()}));
+    if (spawned.ok() && !wait_until([&] { return fs::exists(ready); })) return internal_error("init never got ready");
+    return spawned;
+  }
+
   Captured run_init(const std::vector<std::string>& args, const std::string& node_rank = "0") const {
     auto r = run_captured(init(args, node_rank), kRunLimit);
     EXPECT_TRUE(r.ok()) << r.status().to_string();
@@ -303,12 +312,9 @@ TEST_F(ExecInitTest, IdleStartsWhatItsExecSocketIsAskedForAndReportsItsExit) {
   const fs::path deep = dir_ / std::string(60, 'd') / std::string(60, 'e');
   fs::create_directories(deep);
   const fs::path socket = deep / "exec.sock";
-  const std::string ready = (dir_ / "ready").string();
-  auto o = init({"--idle", "--grace-ms", "500", "--ready-file", ready, "--exec-socket", socket.string()});
-  auto spawned = Subprocess::spawn(o);
+  auto spawned = start_idle_init(socket);
   ASSERT_TRUE(spawned.ok()) << spawned.status().to_string();
   Subprocess& p = spawned.value();
-  ASSERT_TRUE(wait_until([&] { return fs::exists(ready); }));
   EXPECT_EQ(fs::status(socket).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
 
   auto r = exec_through(socket, {"sh", "-c", "echo \"out $GREETING\"; echo err >&2; exit 3"},
@@ -349,6 +355,33 @@ TEST_F(ExecInitTest, IdleStartsWhatItsExecSocketIsAskedForAndReportsItsExit) {
   ASSERT_TRUE(st.has_value());
   EXPECT_TRUE(st->success()) << st->describe();
   EXPECT_TRUE(is_gone(daemon));
+}
+
+// A preemption notice on an MPI worker node: init passes the signal to the processes Open MPI's
+// daemon started (its ranks' wrappers), not to the daemon.
+TEST_F(ExecInitTest, IdlePassesANoticeSignalToTheChildrenOfWhatItStarted) {
+  const fs::path socket = dir_ / "exec.sock";
+  auto spawned = start_idle_init(socket);
+  ASSERT_TRUE(spawned.ok()) << spawned.status().to_string();
+  Subprocess& p = spawned.value();
+  const fs::path up = dir_ / "up", got = dir_ / "got";
+  // The outer shell stands for the daemon (it would die of an unexpected SIGUSR1), the inner one
+  // for a rank.
+  const std::string rank =
+      "trap 'echo got > " + got.string() + "; exit 5' USR1; echo > " + up.string() + "; while :; do sleep 0.05; done";
+  ExecResult r;
+  std::thread daemon([&] {
+    r = exec_through(socket, {"sh", "-c", "sh -c \"$0\"; echo \"rank $?\"", rank}, {"PATH=/usr/bin:/bin"});
+  });
+  const bool started = wait_until([&] { return fs::exists(up); });
+  if (started) (void)p.signal(SIGUSR1);
+  const bool delivered = started && wait_until([&] { return fs::exists(got); });
+  if (!delivered) (void)p.signal(SIGTERM);  // so the thread ends either way
+  daemon.join();
+  EXPECT_TRUE(delivered) << "the rank never got SIGUSR1";
+  EXPECT_EQ(r.out, "rank 5\n") << "the daemon outlived the signal and saw its rank's exit";
+  ASSERT_TRUE(p.signal(SIGTERM).ok());
+  ASSERT_TRUE(wait_end(p).has_value());
 }
 
 TEST_F(ExecInitTest, DiesWithItsParent) {

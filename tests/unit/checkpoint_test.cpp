@@ -110,6 +110,29 @@ TEST_F(CheckpointTest, SaveThenRestoreTheNewest) {
   EXPECT_TRUE(fs::exists(step_dir(20) / "MANIFEST.json"));
 }
 
+// The runner reports what an attempt restored and saved from two files in its run directory.
+TEST_F(CheckpointTest, TheRunnerIsToldWhatWasCommittedAndRestored) {
+  const fs::path run = dir_.string() + "-run";
+  fs::create_directories(run);
+  ctx_.run_dir = run;
+  auto word = [&](const char* name) {
+    std::ifstream in(run / name);
+    std::string w;
+    in >> w;
+    return w;
+  };
+  auto c = open();
+  ASSERT_TRUE(c->restore_latest().ok());
+  EXPECT_FALSE(fs::exists(run / "restored")) << "nothing restored, nothing said";
+  ASSERT_TRUE(save(*c, 10).ok());
+  EXPECT_EQ(word("checkpoint"), "10");
+  ASSERT_TRUE(save(*c, 20).ok());
+  EXPECT_EQ(word("checkpoint"), "20");
+  EXPECT_EQ(restored_step(*c), 20);
+  EXPECT_EQ(word("restored"), "20");
+  fs::remove_all(run);
+}
+
 TEST_F(CheckpointTest, RetentionKeepsTheLastN) {
   auto c = open({.keep_last = 2});
   for (int step : {1, 2, 3, 4}) {

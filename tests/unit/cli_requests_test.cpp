@@ -286,6 +286,24 @@ TEST(CliProgressTest, StateAndAttemptChanges) {
                                       "attempt 2: provisioning on (no nodes yet)"}));
 }
 
+TEST(CliProgressTest, ANoticeAndTheStepsAreShown) {
+  v1::Job running = job_in("running");
+  auto* a = running.add_attempts();
+  a->set_number(1);
+  a->set_state("running");
+  a->set_last_step(2614);
+  EXPECT_EQ(step_line(0, running), "attempt 1: step 2614");
+  EXPECT_EQ(step_line(2614, running), std::nullopt) << "no new step, no line";
+  v1::Job noticed = running;
+  noticed.mutable_attempts(0)->set_notice_ms(5);
+  EXPECT_EQ(progress_lines(&running, noticed),
+            (std::vector<std::string>{"attempt 1: preemption notice at step 2614; the job checkpoints and stops"}));
+  a->set_number(2);
+  a->set_start_step(2614);
+  a->set_last_step(4000);
+  EXPECT_EQ(step_line(2614, running), "attempt 2: step 4000 (resumed from 2614)");
+}
+
 TEST(CliProgressTest, EndLineAndExitCode) {
   v1::Job failed = job_in("failed");
   failed.set_message("rank 1 on node-b (host h2) exited with code 3");

@@ -2,8 +2,16 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
+#include <thread>
+
+#include "cohort/collectives.hpp"
 
 namespace cohort {
 namespace {
@@ -151,6 +159,95 @@ TEST(ContextTest, MpiWinsOverEnvStyleWhenBothAreSet) {
   ASSERT_TRUE(c.ok()) << c.status().to_string();
   EXPECT_EQ(c->launch, LaunchKind::kMpi);
   EXPECT_EQ(c->rank, 3);
+}
+
+// A preemption notice, a job's side: the runner's files, read with a stat, agreed collectively.
+class PreemptionContextTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("cohort-context-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  Context job() {
+    auto c = parse({{"COHORT_RUN_DIR", dir_.string()},
+                    {"COHORT_PROGRESS_FILE", (dir_ / "progress").string()},
+                    {"COHORT_NOTICE_FILE", (dir_ / "notice").string()},
+                    {"COHORT_NOTICE_SIGNAL", "SIGUSR2"}});
+    EXPECT_TRUE(c.ok()) << c.status().to_string();
+    return c.ok() ? *c : Context{};
+  }
+  static std::string read(const std::filesystem::path& p) {
+    std::ifstream in(p);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(PreemptionContextTest, TheRunnersFilesAndSignalAreRead) {
+  const Context c = job();
+  EXPECT_EQ(c.notice_file, dir_ / "notice");
+  EXPECT_EQ(c.progress_file, dir_ / "progress");
+  EXPECT_EQ(c.run_dir, dir_);
+  EXPECT_EQ(c.notice_signal, SIGUSR2);
+  EXPECT_EQ(parse({{"COHORT_NOTICE_SIGNAL", "none"}})->notice_signal, 0);
+  expect_error_naming({{"COHORT_NOTICE_SIGNAL", "SIGKILL"}}, "COHORT_NOTICE_SIGNAL");
+}
+
+TEST_F(PreemptionContextTest, TheNoticeFileIsTheNoticeAndHoldsTheDeadline) {
+  const Context c = job();
+  auto comm = Communicator::create(c);
+  ASSERT_TRUE(comm.ok()) << comm.status().to_string();
+  EXPECT_FALSE(c.preemption_noticed());
+  EXPECT_EQ(c.preemption_requested(**comm).value(), false);
+  EXPECT_FALSE(c.preemption_deadline().has_value());
+  std::ofstream(dir_ / "notice") << R"({"event": "Preempt", "deadline_unix_ms": 1796102570550})"
+                                 << "\n";
+  EXPECT_TRUE(c.preemption_noticed());
+  EXPECT_EQ(c.preemption_requested(**comm).value(), true);
+  ASSERT_TRUE(c.preemption_deadline().has_value());
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>(c.preemption_deadline()->time_since_epoch()).count(),
+            1796102570550);
+  std::ofstream(dir_ / "notice") << "half a";
+  EXPECT_TRUE(c.preemption_noticed()) << "a notice is a notice even before its deadline is readable";
+  EXPECT_FALSE(c.preemption_deadline().has_value());
+  EXPECT_FALSE(Context{}.preemption_noticed()) << "outside a Cohort job there is no notice file";
+}
+
+TEST_F(PreemptionContextTest, TheNoticeSignalIsCaughtNotFatal) {
+  // In a child: the handler and its flag are the process's for good.
+  EXPECT_EXIT(
+      {
+        ::setenv("COHORT_NOTICE_SIGNAL", "SIGUSR1", 1);
+        auto c = Context::from_environment();
+        if (!c.ok() || c->preemption_noticed()) _exit(3);
+        std::raise(SIGUSR1);
+        _exit(c->preemption_noticed() ? 0 : 4);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+TEST_F(PreemptionContextTest, ProgressIsWrittenWholeAtMostEvery50MsUnlessForced) {
+  const Context c = job();
+  const auto first = std::chrono::steady_clock::now();
+  ASSERT_TRUE(c.report_progress(7, /*force=*/true).ok());
+  EXPECT_EQ(read(dir_ / "progress"), "7\n");
+  ASSERT_TRUE(c.report_progress(8).ok());
+  // Only meaningful when this thread was not descheduled for 50 ms between the two calls.
+  if (std::chrono::steady_clock::now() - first < std::chrono::milliseconds(40)) {
+    EXPECT_EQ(read(dir_ / "progress"), "7\n") << "within 50 ms of the last write";
+  }
+  ASSERT_TRUE(c.report_progress(9, /*force=*/true).ok());
+  EXPECT_EQ(read(dir_ / "progress"), "9\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  ASSERT_TRUE(c.report_progress(10).ok());
+  EXPECT_EQ(read(dir_ / "progress"), "10\n");
+  EXPECT_TRUE(Context{}.report_progress(1, true).ok()) << "a no-op outside a Cohort job";
+  Context gone = c;
+  gone.progress_file = dir_ / "no" / "progress";
+  const Status s = gone.report_progress(1, true);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("no/progress"), std::string::npos) << s.to_string();
 }
 
 }  // namespace

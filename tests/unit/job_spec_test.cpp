@@ -62,6 +62,7 @@ outputs:
 checkpoint: {dir: /ckpt, keep_last: 3}
 retries: {user_error: 1, infrastructure: 5, preemption: 7}
 limits: {timeout: 2h, progress_timeout: 600}
+preemption: {signal: SIGUSR2}
 )";
 
 TEST(JobSpecTest, ParsesAFullSpec) {
@@ -89,6 +90,7 @@ TEST(JobSpecTest, ParsesAFullSpec) {
   EXPECT_EQ(s.checkpoint, (Checkpoint{"/ckpt", 3}));
   EXPECT_EQ(s.retries, (Retries{1, 5, 7}));
   EXPECT_EQ(s.limits, (Limits{7200, 600}));
+  EXPECT_EQ(s.preemption.signal, "SIGUSR2");
 }
 
 TEST(JobSpecTest, OnlyACommandTakesEveryDefault) {
@@ -102,6 +104,13 @@ TEST(JobSpecTest, OnlyACommandTakesEveryDefault) {
   EXPECT_EQ(s.distribution, (Distribution{DistributionType::kNone, 1}));
   EXPECT_EQ(s.retries, (Retries{0, 3, 100}));
   EXPECT_EQ(s.limits, (Limits{0, 0}));
+  EXPECT_EQ(s.preemption.signal, "SIGUSR1");
+}
+
+TEST(JobSpecTest, ThePreemptionSignalIsOneTheJobCanCatch) {
+  EXPECT_EQ(parse_ok("command: x\npreemption: {signal: none}\n").preemption.signal, "none");
+  EXPECT_EQ(error_of("command: x\npreemption: {signal: SIGKILL}\n"),
+            "job spec: preemption.signal: expected one of SIGUSR1, SIGUSR2, none, got \"SIGKILL\"");
 }
 
 TEST(JobSpecTest, EmptyValuesCountAsAbsent) {
@@ -350,7 +359,8 @@ TEST(JobSpecTest, JsonIsNormalized) {
                                {"inputs", nlohmann::json::object()},
                                {"outputs", nlohmann::json::object()},
                                {"retries", {{"user_error", 0}, {"infrastructure", 3}, {"preemption", 100}}},
-                               {"limits", {{"timeout", 600}, {"progress_timeout", 0}}}};
+                               {"limits", {{"timeout", 600}, {"progress_timeout", 0}}},
+                               {"preemption", {{"signal", "SIGUSR1"}}}};
   EXPECT_EQ(json, want) << json.dump(2);
 }
 

@@ -57,9 +57,10 @@ class ManagerTest : public ::testing::Test {
     manager_ = std::move(m).value();
   }
 
-  v1::Cluster cluster(int min, int max, int idle = 5) {
+  v1::Cluster cluster(int min, int max, int idle = 5, const std::string& priority = "dedicated") {
     v1::ClusterSpec s;
     s.set_name("cpu");
+    s.set_vm_priority(priority);
     s.set_vm_size("local");
     s.set_min_nodes(min);
     s.set_max_nodes(max);
@@ -69,10 +70,10 @@ class ManagerTest : public ::testing::Test {
     return c.ok() ? *c : v1::Cluster();
   }
 
-  std::string submit(int nodes, int priority = 0) {
+  std::string submit(int nodes, int priority = 0, const std::string& more_yaml = "") {
     v1::SubmitJobRequest r;
     r.set_spec_yaml("name: train\ncommand: ./train\ncompute: cpu\npriority: " + std::to_string(priority) +
-                    "\nresources:\n  instance_count: " + std::to_string(nodes) + "\n");
+                    "\nresources:\n  instance_count: " + std::to_string(nodes) + "\n" + more_yaml);
     auto j = manager_->submit_job(r);
     EXPECT_TRUE(j.ok()) << j.status().to_string();
     return j.ok() ? j->id() : "";
@@ -115,6 +116,24 @@ class ManagerTest : public ::testing::Test {
   }
 
   v1::Job job(const std::string& id) { return manager_->get_job(id).value(); }
+
+  // A 2-node job running on a cluster of 0..3 nodes of `priority`; its nodes' assignments go to
+  // assignments_. Returns its id.
+  std::string running_job(const std::string& priority, const std::string& more_yaml = "") {
+    cluster(0, 3, 5, priority);
+    const std::string id = submit(2, 0, more_yaml);
+    manager_->tick();
+    register_created();
+    manager_->tick();
+    const v1::Job j = job(id);
+    EXPECT_EQ(j.attempts_size(), 1);
+    for (const auto& n : j.attempts(0).nodes()) {
+      assignments_[n] = beat(n).start(0);
+      beat(n, {task(assignments_[n], "running")});
+    }
+    return id;
+  }
+  std::map<std::string, v1::Assignment> assignments_;
   std::string node_state(const std::string& name) {
     for (const auto& n : manager_->list_nodes(""))
       if (n.name() == name) return n.state();
@@ -300,6 +319,24 @@ TEST_F(ManagerTest, ALostNodeIsDetectedAndTheJobRequeued) {
   EXPECT_EQ(manager_->heartbeat(b, {}).value().shutdown(), true) << "a lost node that comes back is sent away";
 }
 
+// kill -9 of a node: mpirun on the head fails first (205, its daemon there is gone), seconds
+// before the node is found lost. The failure is not the job's until every node is heard from.
+TEST_F(ManagerTest, AFailureWaitsForEveryNodesProofOfLifeBeforeItIsTheJobs) {
+  const std::string id = running_job("dedicated");
+  v1::Job j = job(id);
+  const std::string head = j.attempts(0).nodes(0), dead = j.attempts(0).nodes(1);
+  const v1::Assignment h = assignments_[head];
+  now_ += 500;
+  beat(head, {task(h, "exited", 205)});
+  EXPECT_EQ(job(id).state(), "running") << "node " << dead << " has not been heard from since";
+  now_ += 4600;
+  beat(head, {task(h, "exited", 205)});
+  manager_->tick();
+  j = job(id);
+  EXPECT_EQ(j.attempts(0).end_reason(), "node_lost") << j.attempts(0).message();
+  EXPECT_EQ(j.state(), "queued") << "requeued under the infrastructure budget, not failed: " << j.message();
+}
+
 TEST_F(ManagerTest, StateSurvivesARestartAndNodesGetAFreshTimeout) {
   cluster(1, 2);
   manager_->tick();
@@ -351,6 +388,181 @@ TEST_F(ManagerTest, MissingStateIsAnErrorNotAFreshStart) {
   std::ofstream(dir_ / "empty" / "state.db") << "this is not a database, it is a text file of some length....";
   auto garbage = Store::open(dir_ / "empty", false);
   EXPECT_FALSE(garbage.ok());
+}
+
+}  // namespace
+}  // namespace cohort::manager
+
+namespace cohort::manager {
+namespace {
+
+// Preemption, requeue by cause, hang detection: the manager's side, by hand.
+class PreemptionTest : public ManagerTest {
+ protected:
+  // A running 2-node job on a lowpriority cluster; returns its id.
+  std::string running_job(const std::string& more_yaml = "") {
+    return ManagerTest::running_job("lowpriority", more_yaml);
+  }
+};
+
+TEST_F(PreemptionTest, TheNoticeReachesTheNodeTheAttemptEndsPreemptedAndOnlyThatNodeIsReplaced) {
+  const std::string id = running_job();
+  v1::Job j = job(id);
+  const std::string a = j.attempts(0).nodes(0), b = j.attempts(0).nodes(1);
+  ASSERT_EQ(provider_->created.size(), 2u);
+  auto n = manager_->preempt_node(b, std::chrono::seconds(30));
+  ASSERT_TRUE(n.ok()) << n.status().to_string();
+  EXPECT_EQ(beat(b, {task(assignments_[b], "running")}).preempt_deadline_ms(), now_ + 30000);
+  EXPECT_EQ(beat(a, {task(assignments_[a], "running")}).preempt_deadline_ms(), 0) << "only that node";
+  EXPECT_EQ(job(id).attempts(0).notice_ms(), now_);
+
+  // Rank 0's node says its checkpoint of step 120 is durable; then b's ranks exit 75.
+  now_ += 400;
+  v1::TaskStatus head = task(assignments_[a], "running");
+  head.set_last_step(120);
+  head.set_checkpoint_step(120);
+  head.set_checkpoint_ms(now_);
+  beat(a, {head});
+  beat(b, {task(assignments_[b], "exited", 75)});
+  j = job(id);
+  EXPECT_EQ(j.attempts(0).end_reason(), "preempted") << "exit 75 under a notice is no user error";
+  EXPECT_EQ(j.state(), "queued");
+  EXPECT_NE(j.message().find("retries used: preemption 1/100"), std::string::npos) << j.message();
+  EXPECT_NE(j.attempts(0).message().find("checkpoint of step 120 durable 400 ms after the notice"), std::string::npos)
+      << j.attempts(0).message();
+  EXPECT_EQ(j.attempts(0).last_step(), 120);
+
+  // The survivor is stopped and freed; the preempted node goes as soon as nothing runs on it,
+  // long before its deadline; one node, not two, replaces it.
+  EXPECT_EQ(beat(a, {head}).stop_size(), 1);
+  beat(a, {task(assignments_[a], "exited", 143)});
+  beat(b);
+  manager_->tick();
+  EXPECT_EQ(node_state(b), "preempted");
+  EXPECT_EQ(std::count(provider_->removed.begin(), provider_->removed.end(), b), 1);
+  EXPECT_EQ(provider_->created.size(), 3u) << "only the preempted node is replaced";
+  register_created();
+  beat(a);
+  manager_->tick();
+  j = job(id);
+  ASSERT_EQ(j.attempts_size(), 2);
+  EXPECT_EQ(j.attempts(1).nodes_size(), 2);
+  for (const auto& node : j.attempts(1).nodes())
+    EXPECT_NE(node, b);
+  EXPECT_EQ(j.attempts(1).start_step(), 0) << "until a node says what it restored";
+  const std::string head2 = j.attempts(1).nodes(0);
+  v1::TaskStatus restored = task(beat(head2).start(0), "running");
+  restored.set_restored_step(120);
+  restored.set_restored_ms(now_);
+  beat(head2, {restored});
+  EXPECT_EQ(job(id).attempts(1).start_step(), 120) << "nothing lost: attempt 1 reached step 120";
+}
+
+// The preempted node's exit can end the attempt before rank 0's node reports the checkpoint it
+// committed: that late report still completes the attempt's record and its story.
+TEST_F(PreemptionTest, ACheckpointReportedAfterTheEndStillCounts) {
+  const std::string id = running_job();
+  const v1::Job j = job(id);
+  const std::string a = j.attempts(0).nodes(0), b = j.attempts(0).nodes(1);
+  ASSERT_TRUE(manager_->preempt_node(b, std::chrono::seconds(30)).ok());
+  now_ += 100;
+  beat(b, {task(assignments_[b], "exited", 75)});
+  EXPECT_NE(job(id).attempts(0).message().find("no checkpoint this attempt"), std::string::npos);
+  v1::TaskStatus head = task(assignments_[a], "exited", 75);
+  head.set_last_step(300);
+  head.set_checkpoint_step(300);
+  head.set_checkpoint_ms(now_ - 20);
+  beat(a, {head});
+  const v1::Attempt first = job(id).attempts(0);
+  EXPECT_EQ(first.last_step(), 300);
+  EXPECT_EQ(first.checkpoint_step(), 300);
+  EXPECT_NE(first.message().find("checkpoint of step 300 durable 80 ms after the notice"), std::string::npos)
+      << first.message();
+}
+
+TEST_F(PreemptionTest, AtTheDeadlineTheNodeGoesWhateverTheJobDid) {
+  const std::string id = running_job();
+  const std::string b = job(id).attempts(0).nodes(1);
+  ASSERT_TRUE(manager_->preempt_node(b, std::chrono::seconds(30)).ok());
+  now_ += 29000;
+  for (const auto& [node, as] : assignments_)
+    beat(node, {task(as, "running")});
+  manager_->tick();
+  EXPECT_EQ(node_state(b), "busy") << "still within its notice";
+  now_ += 1000;
+  manager_->tick();
+  EXPECT_EQ(node_state(b), "preempted");
+  const v1::Job j = job(id);
+  EXPECT_EQ(j.attempts(0).end_reason(), "preempted");
+  EXPECT_NE(j.attempts(0).message().find("was preempted before the attempt ended"), std::string::npos)
+      << j.attempts(0).message();
+  EXPECT_EQ(j.state(), "queued");
+  EXPECT_TRUE(beat(b).shutdown());
+}
+
+TEST_F(PreemptionTest, OnlyLiveLowPriorityNodesAreTakenAndAnIdleOneGoesAtOnce) {
+  cluster(1, 1, 5, "dedicated");
+  manager_->tick();
+  register_created();
+  const std::string n = provider_->created.at(0);
+  auto r = manager_->preempt_node(n, std::chrono::seconds(30));
+  EXPECT_EQ(r.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("only lowpriority nodes"), std::string::npos) << r.status().message();
+  EXPECT_EQ(manager_->preempt_node("nope", std::chrono::seconds(1)).status().code(), Code::kNotFound);
+  ASSERT_TRUE(manager_->delete_cluster("cpu", true).ok());
+
+  v1::ClusterSpec s;
+  s.set_name("spot");
+  s.set_vm_size("local");
+  s.set_vm_priority("lowpriority");
+  s.set_min_nodes(1);
+  s.set_max_nodes(1);
+  ASSERT_TRUE(manager_->create_cluster(s).ok());
+  manager_->tick();
+  const std::string spot = provider_->created.back();
+  v1::RegisterRequest reg;
+  reg.set_node_name(spot);
+  reg.set_cluster("spot");
+  ASSERT_TRUE(manager_->register_node(reg).ok());
+  ASSERT_TRUE(manager_->preempt_node(spot, std::chrono::seconds(30)).ok());
+  EXPECT_EQ(node_state(spot), "preempted") << "nothing runs on it: it goes at once";
+  EXPECT_EQ(manager_->preempt_node(spot, std::chrono::seconds(30)).status().code(), Code::kFailedPrecondition);
+}
+
+TEST_F(PreemptionTest, TheBudgetOfEachCauseIsItsOwn) {
+  const std::string id = running_job("retries: {preemption: 0, user_error: 5}\n");
+  const std::string b = job(id).attempts(0).nodes(1);
+  ASSERT_TRUE(manager_->preempt_node(b, std::chrono::seconds(30)).ok());
+  beat(b, {task(assignments_[b], "exited", 75)});
+  const v1::Job j = job(id);
+  EXPECT_EQ(j.state(), "failed") << "user_error retries do not pay for a preemption";
+  EXPECT_NE(j.message().find("no retries left: preemption 1/0"), std::string::npos) << j.message();
+}
+
+TEST_F(PreemptionTest, NoProgressForTheTimeoutIsHungAndRequeuedAsInfrastructure) {
+  const std::string id = running_job("limits: {progress_timeout: 60}\n");
+  const v1::Job started = job(id);
+  const std::string a = started.attempts(0).nodes(0), b = started.attempts(0).nodes(1);
+  v1::TaskStatus t = task(assignments_[a], "running");
+  t.set_last_step(42);
+  t.set_last_progress_ms(now_ + 10000);
+  now_ += 10000;
+  beat(a, {t});
+  now_ += 60000;
+  beat(a, {t});
+  beat(b, {task(assignments_[b], "running")});
+  manager_->tick();
+  EXPECT_EQ(job(id).state(), "running") << "60 s since the last progress is not more than the limit";
+  now_ += 1000;
+  beat(a, {t});
+  beat(b, {task(assignments_[b], "running")});
+  manager_->tick();
+  const v1::Job j = job(id);
+  EXPECT_EQ(j.attempts(0).end_reason(), "hung");
+  EXPECT_NE(j.attempts(0).message().find("hung (no progress for 61 s at step 42"), std::string::npos)
+      << j.attempts(0).message();
+  EXPECT_EQ(j.state(), "queued");
+  EXPECT_NE(j.message().find("infrastructure 1/3"), std::string::npos) << j.message();
 }
 
 }  // namespace

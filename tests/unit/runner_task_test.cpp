@@ -56,7 +56,8 @@ class RunnerTaskTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  Task& start(const std::string& command, int timeout_s = 0, CodeFetcher fetch = nullptr) {
+  Task& start(const std::string& command, int timeout_s = 0, CodeFetcher fetch = nullptr,
+              const std::string& notice_signal = "") {
     v1::Assignment a;
     a.set_job("job-" + std::to_string(tasks_.size()));
     a.set_attempt(1);
@@ -66,6 +67,7 @@ class RunnerTaskTest : public ::testing::Test {
     a.set_command(command);
     a.set_timeout_s(timeout_s);
     a.set_has_code(fetch != nullptr);
+    a.set_notice_signal(notice_signal);
     (*a.mutable_environment())["GREETING"] = "hello";
     TaskEnvironment env{dir_, "node-a", runner_environment_for_jobs(), 300ms, std::move(fetch), &spawner_, nullptr};
     env.bin_dir = fs::path(testing::bin("cohort-exec")).parent_path();
@@ -163,6 +165,38 @@ TEST_F(RunnerTaskTest, ReportsTheStepOfTheProgressFile) {
   EXPECT_EQ(s.last_step(), 42);
   EXPECT_GT(s.last_progress_ms(), 0);
   EXPECT_LE(s.last_progress_ms(), s.exited_ms());
+}
+
+// A preemption notice: the notice file first, then the signal; the job's checkpoint and restore
+// notes come back in its status.
+TEST_F(RunnerTaskTest, ANoticeGivesTheJobItsFileAndSignal) {
+  Task& t = start(
+      "echo 3 > \"$COHORT_RUN_DIR/restored\"\n"
+      "trap 'cat \"$COHORT_NOTICE_FILE\"; echo; echo 9 > \"$COHORT_RUN_DIR/checkpoint\"; exit 75' USR1\n"
+      "echo \"ready $COHORT_NOTICE_SIGNAL\"; while :; do sleep 0.05; done",
+      0, nullptr, "SIGUSR1");
+  ASSERT_TRUE(log_has(t, "ready SIGUSR1"));
+  const std::int64_t deadline = 1796102570550;
+  t.notify_preemption(deadline);
+  const v1::TaskStatus s = finished(t);
+  EXPECT_EQ(s.exit_code(), 75) << s.cause() << "\n" << slurp(t.log_path());
+  EXPECT_GT(s.notice_ms(), 0);
+  EXPECT_EQ(s.checkpoint_step(), 9);
+  EXPECT_GT(s.checkpoint_ms(), 0);
+  EXPECT_EQ(s.restored_step(), 3);
+  const std::string log = slurp(t.log_path());
+  EXPECT_NE(log.find("\"deadline_unix_ms\": 1796102570550"), std::string::npos) << "the job read the file:\n" << log;
+  EXPECT_NE(log.find("preemption notice: the node goes at"), std::string::npos) << log;
+}
+
+TEST_F(RunnerTaskTest, WithoutANoticeSignalTheJobOnlyGetsTheFile) {
+  Task& t =
+      start("echo ready; while [ ! -e \"$COHORT_NOTICE_FILE\" ]; do sleep 0.02; done; echo noticed", 0, nullptr, "");
+  ASSERT_TRUE(log_has(t, "ready"));
+  t.notify_preemption(1796102570550);
+  const v1::TaskStatus s = finished(t);
+  EXPECT_EQ(s.exit_code(), 0) << "no signal, so nothing killed it: " << s.cause();
+  EXPECT_TRUE(log_has(t, "noticed"));
 }
 
 TEST_F(RunnerTaskTest, RunsInTheUnpackedCode) {
