@@ -255,41 +255,34 @@ int main(int argc, char** argv) {
   Options o;
   o.data = digits::default_data_path().string();
   if (auto code = parse_flags(argc, argv, o)) return *code;
-  const auto level = examples::log_level(o.log_level);
-  if (!level.ok()) {
-    std::fprintf(stderr, "example-batch-infer: %s\n", level.status().to_string().c_str());
-    return kExitUsage;
-  }
-  const auto ctx = cohort::Context::from_environment();
-  if (!ctx.ok()) {
-    std::fprintf(stderr, "example-batch-infer: bad launch environment: %s\n", ctx.status().to_string().c_str());
-    return kExitFailure;
-  }
-  const auto log = cohort::init_logging(*ctx, *level);
-  log->debug("{}", ctx->describe());
+  int exit_code = 0;
+  const auto job = examples::start_job("example-batch-infer", o.log_level, exit_code);
+  if (!job) return exit_code;
+  const cohort::Context& ctx = job->ctx;
+  spdlog::logger& log = *job->log;
 
   // Data and weights are checked before the communicator exists: a rank that stops here has not
   // joined MPI, so its launcher ends the job instead of peers waiting in a collective for it.
   const auto data = digits::load_digits(o.data);
   if (!data.ok()) {
     const bool missing = data.status().code() == cohort::Code::kNotFound;
-    log->error("cannot load the digits data: {}{}", data.status().to_string(),
-               missing ? " (point --data at digits.csv.gz)" : "");
+    log.error("cannot load the digits data: {}{}", data.status().to_string(),
+              missing ? " (point --data at digits.csv.gz)" : "");
     return kExitUsage;
   }
   const auto activation = o.activation == "relu" ? digits::Activation::kRelu : digits::Activation::kTanh;
   const auto model = batch_infer::load_weights(o.weights, o.hidden, activation);
   if (!model.ok()) {
-    log->error("{}", model.status().to_string());
+    log.error("{}", model.status().to_string());
     return kExitUsage;
   }
   const batch_infer::RowGenerator rows(*data);
 
-  auto comm = cohort::Communicator::create(*ctx);
+  auto comm = cohort::Communicator::create(ctx);
   if (!comm.ok()) {
-    log->error("rank {}: cannot create the communicator: {}", ctx->rank, comm.status().to_string());
+    log.error("rank {}: cannot create the communicator: {}", ctx.rank, comm.status().to_string());
     return kExitFailure;
   }
-  const Outcome outcome = run(*ctx, o, rows, *model, **comm, *log);
-  return examples::finish(outcome, **comm, *log, "batch inference", ctx->rank);
+  const Outcome outcome = run(ctx, o, rows, *model, **comm, log);
+  return examples::finish(outcome, **comm, log, "batch inference", ctx.rank);
 }

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstdio>
 #include <utility>
 
 #include "cohort/context.hpp"
@@ -14,6 +15,27 @@ cohort::Result<spdlog::level::level_enum> log_level(const std::string& flag) {
   auto level = cohort::parse_log_level(flag);
   if (!level.ok()) return level.status().with_context("--log-level");
   return level;
+}
+
+std::optional<Job> start_job(std::string_view program, const std::string& log_level_flag, int& exit_code) {
+  const auto level = log_level(log_level_flag);
+  if (!level.ok()) {
+    std::fprintf(stderr, "%.*s: %s\n", static_cast<int>(program.size()), program.data(),
+                 level.status().to_string().c_str());
+    exit_code = kExitUsage;
+    return std::nullopt;
+  }
+  auto ctx = cohort::Context::from_environment();
+  if (!ctx.ok()) {
+    std::fprintf(stderr, "%.*s: bad launch environment: %s\n", static_cast<int>(program.size()), program.data(),
+                 ctx.status().to_string().c_str());
+    exit_code = kExitFailure;
+    return std::nullopt;
+  }
+  Job job{std::move(ctx).value(), nullptr};
+  job.log = cohort::init_logging(job.ctx, *level);
+  job.log->debug("{}", job.ctx.describe());
+  return job;
 }
 
 Outcome agree(cohort::Communicator& comm, cohort::Status local, const Agreement& what) {

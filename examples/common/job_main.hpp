@@ -4,11 +4,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "cohort/collectives.hpp"
+#include "cohort/context.hpp"
 #include "cohort/status.hpp"
 
 namespace examples {
@@ -19,6 +22,16 @@ inline constexpr int kExitUsage = 2;    // bad flags or inputs: running again as
 
 // The level --log-level names; an empty flag defers to $COHORT_LOG_LEVEL, else info.
 cohort::Result<spdlog::level::level_enum> log_level(const std::string& flag);
+
+// What every example starts with: its launch environment (which also catches the preemption
+// signal) and its job logger at the --log-level it was given.
+struct Job {
+  cohort::Context ctx;
+  std::shared_ptr<spdlog::logger> log;
+};
+// nullopt after saying why on stderr as `program`, with `exit_code` set: kExitUsage for a bad
+// --log-level, kExitFailure for a bad launch environment.
+std::optional<Job> start_job(std::string_view program, const std::string& log_level_flag, int& exit_code);
 
 // How a program's work ended. `agreed`: every rank holds the same verdict, decided through a
 // collective, so all can stop cleanly; otherwise a peer may be waiting in a collective and only

@@ -335,44 +335,37 @@ int main(int argc, char** argv) {
   Options o;
   o.data = digits::default_data_path().string();
   if (auto code = parse_flags(argc, argv, o)) return *code;
-  const auto level = examples::log_level(o.log_level);
-  if (!level.ok()) {
-    std::fprintf(stderr, "example-digits: %s\n", level.status().to_string().c_str());
-    return kExitUsage;
-  }
-  const auto ctx = cohort::Context::from_environment();
-  if (!ctx.ok()) {
-    std::fprintf(stderr, "example-digits: bad launch environment: %s\n", ctx.status().to_string().c_str());
-    return kExitFailure;
-  }
-  const auto log = cohort::init_logging(*ctx, *level);
-  log->debug("{}", ctx->describe());
+  int exit_code = 0;
+  const auto job = examples::start_job("example-digits", o.log_level, exit_code);
+  if (!job) return exit_code;
+  const cohort::Context& ctx = job->ctx;
+  spdlog::logger& log = *job->log;
 
   // Data and flags are checked before the communicator exists: a rank that stops here has not
   // joined MPI, so its launcher ends the job instead of peers waiting in a collective for it.
   const auto data = digits::load_digits(o.data);
   if (!data.ok()) {
     const bool missing = data.status().code() == cohort::Code::kNotFound;
-    log->error("cannot load the digits data: {}{}", data.status().to_string(),
-               missing ? " (point --data at digits.csv.gz)" : "");
+    log.error("cannot load the digits data: {}{}", data.status().to_string(),
+              missing ? " (point --data at digits.csv.gz)" : "");
     return kExitUsage;
   }
-  if (ctx->is_root()) {
+  if (ctx.is_root()) {
     if (const auto st = check_output_dir(o.save_weights); !st.ok()) {
-      log->error("{}", st.to_string());
+      log.error("{}", st.to_string());
       return kExitUsage;
     }
   }
-  if (const auto st = check_checkpoint_flags(o, *ctx); !st.ok()) {
-    log->error("{}", st.to_string());
+  if (const auto st = check_checkpoint_flags(o, ctx); !st.ok()) {
+    log.error("{}", st.to_string());
     return kExitUsage;
   }
 
-  auto comm = cohort::Communicator::create(*ctx);
+  auto comm = cohort::Communicator::create(ctx);
   if (!comm.ok()) {
-    log->error("rank {}: cannot create the communicator: {}", ctx->rank, comm.status().to_string());
+    log.error("rank {}: cannot create the communicator: {}", ctx.rank, comm.status().to_string());
     return kExitFailure;
   }
-  const Outcome outcome = train(*ctx, o, *data, **comm, *log);
-  return examples::finish(outcome, **comm, *log, "training", ctx->rank);
+  const Outcome outcome = train(ctx, o, *data, **comm, log);
+  return examples::finish(outcome, **comm, log, "training", ctx.rank);
 }
