@@ -45,6 +45,10 @@ inline constexpr Knob kPeerReady{
     "peer_ready", 120000ms,
     "a job's container must be up within this (it may be unpacking an image), and an MPI head waits "
     "this long for every other node's before it fails the attempt naming the node"};
+inline constexpr Knob kScheduledEventsPoll{
+    "scheduled_events_poll", 1000ms,
+    "a cloud gives a Preempt event 30 s ahead (Azure, GCP): polling its metadata endpoint each second "
+    "spends at most 1 s of that notice; the endpoint is link-local and cheap. Capped at 5 s"};
 inline constexpr Knob kLogFlush{"log_flush", 500ms, "a runner ships new log bytes of its jobs this often"};
 
 // COHORT_TIME_SCALE, read once; non-positive or unparsable values are ignored (factor 1).

@@ -55,6 +55,10 @@ int main(int argc, char** argv) {
   app.add_option("--hostname", o.hostname, "hostname reported (default: this machine's)");
   app.add_option("--address", o.address,
                  "address other nodes reach this one at (default: the first non-loopback IPv4, or 127.0.0.1)");
+  app.add_option("--scheduled-events-url", o.scheduled_events_url,
+                 "poll this Azure-style Scheduled Events endpoint for Preempt events (e.g. "
+                 "http://169.254.169.254/metadata/scheduledevents?api-version=2020-07-01; default: "
+                 "$COHORT_SCHEDULED_EVENTS_URL; none: no polling)");
   app.add_option("--log-level", level, "trace, debug, info, warn, error (default: $COHORT_LOG_LEVEL or info)");
   app.add_option("--isolate-hostname", isolate_hostname,
                  "run in a new network and UTS namespace with this hostname (root; the local provider connects it)");

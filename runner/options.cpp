@@ -127,6 +127,16 @@ Status complete(RunnerOptions& o) {
   o.work_dir = fs::absolute(o.work_dir, ec);
   if (o.hostname.empty()) o.hostname = default_hostname();
   if (o.address.empty()) o.address = default_address();
+  if (o.scheduled_events_url.empty()) {
+    const char* env = std::getenv("COHORT_SCHEDULED_EVENTS_URL");
+    if (env != nullptr) o.scheduled_events_url = env;
+  }
+  const std::string& url = o.scheduled_events_url;
+  if (!url.empty() && url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0 && url.rfind("file://", 0) != 0) {
+    return invalid_argument("--scheduled-events-url '" + url +
+                            "' is no http://, https:// or file:// URL (Azure's is "
+                            "http://169.254.169.254/metadata/scheduledevents?api-version=2020-07-01)");
+  }
   return {};
 }
 

@@ -20,6 +20,9 @@ struct RunnerOptions {
   std::filesystem::path work_dir;         // jobs/<job>/<attempt>/ lives here
   std::string hostname;
   std::string address;
+  // Azure-style Scheduled Events endpoint polled for Preempt events ("" polls nothing); see
+  // scheduled_events.hpp. Its Resources are matched against the hostname and the node name.
+  std::string scheduled_events_url;
 };
 
 // /var/lib/cohort-runner for root; $TMPDIR/cohort-runner-<uid> (or /tmp/...) otherwise.

@@ -7,6 +7,7 @@
 #include "cohort/log.hpp"
 #include "config.hpp"
 #include "logging.hpp"
+#include "scheduled_events.hpp"
 #include "usage.hpp"
 
 namespace cohort::runner {
@@ -29,6 +30,10 @@ bool transient(Code code) {
 // The node no longer exists for the manager (restored state, a new credential table): register again.
 bool forgotten(Code code) {
   return code == Code::kNotFound || code == Code::kPermissionDenied || code == Code::kAuthError;
+}
+
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 int usable_cores() {
@@ -58,6 +63,7 @@ Runner::~Runner() {
   if (log_thread_.joinable()) log_thread_.join();
   if (usage_thread_.joinable()) usage_thread_.join();
   if (doorbell_thread_.joinable()) doorbell_thread_.join();
+  if (cloud_thread_.joinable()) cloud_thread_.join();
   peer_server_.reset();
   table_.reset();  // stops what still runs, each task with its grace
 }
@@ -103,6 +109,41 @@ void Runner::doorbell_loop() {
     // The manager is away or older than this runner: heartbeats still carry everything.
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, timeouts_.register_retry, [this] { return stop_threads_; });
+  }
+}
+
+void Runner::scheduled_events_loop() {
+  // Polled at most every 5 s, whatever the knob says: Azure's notice is 30 s.
+  const milliseconds poll =
+      std::clamp(config::get(config::kScheduledEventsPoll), milliseconds(100), milliseconds(5000));
+  const milliseconds timeout = std::max(poll, milliseconds(2000));
+  int failures = 0;
+  std::string last;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      if (stop_threads_) return;
+    }
+    std::vector<std::string> names{options_.hostname, options_.node_name, client_->node_name()};
+    auto body = fetch_scheduled_events(options_.scheduled_events_url, timeout);
+    auto event = body.ok() ? parse_scheduled_events(*body, names, unix_ms())
+                           : Result<std::optional<PreemptEvent>>(body.status());
+    if (!event.ok()) {
+      note_failure("Polling the scheduled events", event.status(), failures, last);
+    } else {
+      note_success("Polling the scheduled events", failures, last);
+      if (event->has_value()) {
+        const PreemptEvent& e = **event;
+        cloud_deadline_ms_ = e.deadline_unix_ms;
+        logger()->warn("preemption notice from the cloud (event {}): this node goes in {} ms; telling its jobs",
+                       e.event_id, e.deadline_unix_ms - unix_ms());
+        table_->notify_preemption(e.deadline_unix_ms);  // at once, manager or not
+        wake();                                         // and the manager with the next heartbeat
+        return;                                         // the first notice stands
+      }
+    }
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, poll, [this] { return stop_threads_; });
   }
 }
 
@@ -199,6 +240,7 @@ void Runner::heartbeat(bool last) {
   for (auto& t : table_->statuses(/*hold_exits_for_logs=*/!last))
     *rq.add_tasks() = std::move(t);
   rq.set_sequence(++sequence_);
+  rq.set_preempt_deadline_ms(cloud_deadline_ms_.load());
   auto r = client_->heartbeat(std::move(rq));
   if (r.ok()) {
     note_success("Heartbeat", heartbeat_failures_, heartbeat_last_error_);
@@ -324,6 +366,10 @@ Status Runner::run() {
   if (Status s = register_node(false); !s.ok()) return s.code() == Code::kCanceled ? Status() : s;
   log_thread_ = std::thread([this] { log_loop(); });
   doorbell_thread_ = std::thread([this] { doorbell_loop(); });
+  if (!options_.scheduled_events_url.empty()) {
+    logger()->info("polling {} for preemption notices", options_.scheduled_events_url);
+    cloud_thread_ = std::thread([this] { scheduled_events_loop(); });
+  }
 
   Status fatal;
   auto next = Clock::now();
@@ -372,6 +418,7 @@ void Runner::finish_shutdown() {
   client_->cancel_downloads();  // the doorbell's call
   if (log_thread_.joinable()) log_thread_.join();
   if (doorbell_thread_.joinable()) doorbell_thread_.join();
+  if (cloud_thread_.joinable()) cloud_thread_.join();
   client_->fail_fast();  // a manager that is away gets no more waiting: the runner is ending
   if (Status s = table_->ship_logs([this](const v1::Assignment& a, std::string_view data) {
         return client_->append_logs(a.job(), a.attempt(), data);

@@ -7,6 +7,7 @@
 // keeps trying, and registers again (reporting its tasks) when the manager has forgotten it.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -58,7 +59,8 @@ class Runner {
   void log_loop();
   void usage_loop();
   void doorbell_loop();
-  void wake();  // heartbeat now: a task changed, or the manager has news
+  void scheduled_events_loop();  // the cloud's metadata endpoint, when one is configured
+  void wake();                   // heartbeat now: a task changed, or the manager has news
   void set_up_containers();
   bool wait_or_shutdown(std::chrono::steady_clock::time_point until);  // true when shutdown asked
   void note_failure(const char* what, const Status& s, int& failures, std::string& last);
@@ -93,6 +95,10 @@ class Runner {
   std::thread log_thread_;
   std::thread usage_thread_;
   std::thread doorbell_thread_;
+  std::thread cloud_thread_;
+  // A notice from the cloud's metadata endpoint (Unix ms; 0: none): written by the cloud thread,
+  // reported by every heartbeat.
+  std::atomic<std::int64_t> cloud_deadline_ms_{0};
   std::unique_ptr<Runc> runc_;  // null when this node runs no containers
   std::string no_containers_;   // why not
   std::unique_ptr<PeerServer> peer_server_;

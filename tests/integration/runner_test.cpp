@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "metadata_server.hpp"
 #include "runner_fake_manager.hpp"
 #include "subprocess.hpp"
 #include "test_support.hpp"
@@ -52,11 +53,12 @@ class RunnerIntegrationTest : public ::testing::Test {
     if (!HasFailure() && std::getenv("COHORT_KEEP_TEST_DIRS") == nullptr) fs::remove_all(dir_);
   }
 
-  void start_runner(const std::string& node = "node-1") {
+  void start_runner(const std::string& node = "node-1", const std::vector<std::string>& more = {}) {
     SpawnOptions o{.argv = {bin("cohort-runner"), "--manager", manager_.address(), "--cluster", "cpu", "--node-name",
                             node, "--join-token-file", (dir_ / "join-token").string(), "--work-dir",
                             (dir_ / "work").string(), "--log-level", "debug"},
                    .env = {{"COHORT_TIME_SCALE", "0.2"}}};  // retry 200 ms, grace 1 s, log flush 100 ms
+    o.argv.insert(o.argv.end(), more.begin(), more.end());
     o.stderr_file = (dir_ / "runner.log").string();
     o.stdout_file = o.stderr_file;
     auto r = Subprocess::spawn(o);
@@ -221,6 +223,64 @@ TEST_F(RunnerIntegrationTest, ABurstOfWakesKeepsTheHeartbeatCadence) {
   }
   widest = std::max(widest, std::chrono::duration_cast<std::chrono::milliseconds>(from + 1500ms - previous));
   EXPECT_LE(widest.count(), 400) << "heartbeats every 100 ms, yet none for " << widest.count() << " ms";
+}
+
+// The cloud's metadata endpoint (Azure Scheduled Events) is polled: a failing endpoint is
+// reported and retried; a Preempt event for this node reaches the job (notice file, signal) at
+// once and the manager with the next heartbeat.
+TEST_F(RunnerIntegrationTest, APreemptEventFromTheCloudReachesTheJobAndTheManager) {
+  MetadataServer cloud;
+  ASSERT_TRUE(cloud.start());
+  cloud.respond(500, "maintenance");
+  start_runner("node-1", {"--scheduled-events-url", cloud.url()});  // polled every 200 ms (time scale 0.2)
+  ASSERT_TRUE(m().wait([&] { return !m().heartbeats.empty(); }, 20s));
+  v1::Assignment a = assign("trap 'cat \"$COHORT_NOTICE_FILE\"; exit 75' USR1; echo up; while :; do sleep 0.1; done");
+  a.set_notice_signal("SIGUSR1");
+  give(a);
+  ASSERT_TRUE(reported_as(a.job(), "running"));
+  const auto polled = [&](std::size_t n) {
+    const auto until = Clock::now() + 10s;
+    while (cloud.requests().size() < n && Clock::now() < until)
+      std::this_thread::sleep_for(50ms);
+    return cloud.requests().size() >= n;
+  };
+  ASSERT_TRUE(polled(3)) << "the endpoint is not polled";
+  cloud.respond(200, R"({"DocumentIncarnation": 1, "Events": []})");
+  const std::size_t before = cloud.requests().size();
+  ASSERT_TRUE(polled(before + 2));
+  EXPECT_EQ(last(a.job()).state(), "running") << "no event, no notice";
+
+  const std::int64_t deadline_s =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count() +
+      30;
+  const std::time_t t = static_cast<std::time_t>(deadline_s);
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  char date[64];
+  std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &utc);
+  cloud.respond(200, std::string(R"({"DocumentIncarnation": 2, "Events": [)") +
+                         R"({"EventId": "E-other", "EventType": "Preempt", "Resources": ["node-9"], "NotBefore": ")" +
+                         date + R"("},)" +
+                         R"({"EventId": "E-1", "EventType": "Preempt", "ResourceType": "VirtualMachine", )" +
+                         R"("Resources": ["node-1"], "EventStatus": "Scheduled", "NotBefore": ")" + date + R"("}]})");
+  ASSERT_TRUE(reported_as(a.job(), "exited", 10s)) << "the job did not hear of the notice";
+  EXPECT_EQ(last(a.job()).exit_code(), 75);
+  EXPECT_NE(last(a.job()).notice_ms(), 0);
+  ASSERT_TRUE(m().wait([&] { return m().logs[a.job()].find("deadline_unix_ms") != std::string::npos; }, 5s));
+  EXPECT_NE(logs_of(a.job()).find("\"deadline_unix_ms\": " + std::to_string(deadline_s * 1000)), std::string::npos)
+      << logs_of(a.job());
+  ASSERT_TRUE(m().wait(
+      [&] {
+        return !m().heartbeats.empty() && m().heartbeats.back().second.preempt_deadline_ms() == deadline_s * 1000;
+      },
+      5s))
+      << "the heartbeat does not carry the cloud's deadline";
+  const std::string log = slurp(dir_ / "runner.log");
+  EXPECT_NE(log.find("Polling the scheduled events failed (retrying until it works)"), std::string::npos) << log;
+  EXPECT_NE(log.find("HTTP 500"), std::string::npos) << log;
+  EXPECT_NE(log.find("preemption notice from the cloud (event E-1)"), std::string::npos) << log;
+  for (const auto& r : cloud.requests())
+    EXPECT_NE(r.find("\r\nMetadata: true\r\n"), std::string::npos) << r;
 }
 
 TEST_F(RunnerIntegrationTest, StopEndsTheTask) {

@@ -500,6 +500,36 @@ TEST_F(PreemptionTest, AtTheDeadlineTheNodeGoesWhateverTheJobDid) {
   EXPECT_TRUE(beat(b).shutdown());
 }
 
+// A node's own cloud (its metadata endpoint) gave the notice: the runner reports it in its
+// heartbeat, and the manager treats it as its own, with the first notice standing.
+TEST_F(PreemptionTest, ANoticeFromTheNodesCloudCountsAsTheManagersOwn) {
+  const std::string id = running_job();
+  const std::string a = job(id).attempts(0).nodes(0), b = job(id).attempts(0).nodes(1);
+  v1::HeartbeatRequest r;
+  r.set_node_name(b);
+  *r.add_tasks() = task(assignments_[b], "running");
+  r.set_preempt_deadline_ms(now_ + 30000);
+  auto out = manager_->heartbeat(b, r);
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  EXPECT_EQ(out->preempt_deadline_ms(), now_ + 30000) << "the notice goes back to the runner as given";
+  EXPECT_EQ(job(id).attempts(0).notice_ms(), now_);
+  r.set_preempt_deadline_ms(now_ + 90000);
+  EXPECT_EQ(manager_->heartbeat(b, r)->preempt_deadline_ms(), now_ + 30000) << "the first notice stands";
+  EXPECT_EQ(beat(a, {task(assignments_[a], "running")}).preempt_deadline_ms(), 0);
+  for (const auto& n : manager_->list_nodes("cpu")) {
+    if (n.name() == b) {
+      EXPECT_NE(n.state_reason().find("from the node's cloud"), std::string::npos) << n.state_reason();
+    }
+  }
+  now_ += 29000;
+  for (const auto& [node, as] : assignments_)
+    beat(node, {task(as, "running")});
+  now_ += 1000;
+  manager_->tick();
+  EXPECT_EQ(node_state(b), "preempted");
+  EXPECT_EQ(job(id).attempts(0).end_reason(), "preempted");
+}
+
 TEST_F(PreemptionTest, OnlyLiveLowPriorityNodesAreTakenAndAnIdleOneGoesAtOnce) {
   cluster(1, 1, 5, "dedicated");
   manager_->tick();

@@ -68,6 +68,17 @@ TEST(RunnerOptionsTest, CompleteSaysWhatIsMissing) {
   EXPECT_TRUE(fs::is_directory(dir / "work" / "jobs"));
   EXPECT_FALSE(o.hostname.empty());
   EXPECT_FALSE(o.address.empty());
+  o.scheduled_events_url = "169.254.169.254/metadata/scheduledevents";
+  s = complete(o);
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("--scheduled-events-url '169.254.169.254/metadata/scheduledevents' is no http://"),
+            std::string::npos)
+      << s.message();
+  o.scheduled_events_url.clear();
+  setenv("COHORT_SCHEDULED_EVENTS_URL", "http://127.0.0.1:9/metadata", 1);
+  EXPECT_TRUE(complete(o).ok());
+  EXPECT_EQ(o.scheduled_events_url, "http://127.0.0.1:9/metadata") << "the environment's, when no flag";
+  unsetenv("COHORT_SCHEDULED_EVENTS_URL");
   fs::remove_all(dir);
 }
 
