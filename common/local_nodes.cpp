@@ -281,30 +281,50 @@ Result<int> kill_node_processes(pid_t member, std::string_view holder_comm) {
   if (::stat(("/proc/" + std::to_string(member) + "/ns/net").c_str(), &node_ns) != 0) {
     return errno_status("stat", errno, "/proc/" + std::to_string(member) + "/ns/net");
   }
-  std::vector<pid_t> victims;
   if (::stat("/proc/self/ns/net", &own_ns) == 0 && own_ns.st_ino != node_ns.st_ino) {
-    for (pid_t pid : all_processes()) {
-      struct stat ns {};
-      if (::stat(("/proc/" + std::to_string(pid) + "/ns/net").c_str(), &ns) != 0 || ns.st_ino != node_ns.st_ino)
-        continue;
-      std::string comm = proc_text(pid, "comm");
-      if (!comm.empty() && comm.back() == '\n') comm.pop_back();
-      if (comm != holder_comm) victims.push_back(pid);
-    }
-  } else {
-    // The whole tree first, then the signals: a child whose parent died is reparented and lost.
-    std::vector<pid_t> tree{member};
-    const std::vector<pid_t> all = all_processes();
-    for (std::size_t i = 0; i < tree.size(); ++i) {
-      for (pid_t pid : all) {
-        if (parent_of(pid) == tree[i]) tree.push_back(pid);
-      }
-    }
-    victims = std::move(tree);
+    return kill_net_namespace(node_ns.st_ino, holder_comm);
   }
-  for (pid_t pid : victims)
+  // The whole tree first, then the signals: a child whose parent died is reparented and lost.
+  std::vector<pid_t> tree{member};
+  const std::vector<pid_t> all = all_processes();
+  for (std::size_t i = 0; i < tree.size(); ++i) {
+    for (pid_t pid : all) {
+      if (parent_of(pid) == tree[i]) tree.push_back(pid);
+    }
+  }
+  for (pid_t pid : tree)
     ::kill(pid, SIGKILL);
-  return static_cast<int>(victims.size());
+  return static_cast<int>(tree.size());
+}
+
+ino_t net_namespace_of(pid_t pid) {
+  struct stat ns {};
+  return ::stat(("/proc/" + std::to_string(pid) + "/ns/net").c_str(), &ns) == 0 ? ns.st_ino : 0;
+}
+
+std::vector<pid_t> processes_in_net_namespace(ino_t ns) {
+  std::vector<pid_t> out;
+  if (ns == 0) return out;
+  for (pid_t pid : all_processes()) {
+    if (net_namespace_of(pid) != ns) continue;
+    const std::string stat = proc_text(pid, "stat");
+    const auto paren = stat.rfind(')');
+    if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z') continue;
+    out.push_back(pid);
+  }
+  return out;
+}
+
+int kill_net_namespace(ino_t ns, std::string_view holder_comm) {
+  int n = 0;
+  for (pid_t pid : processes_in_net_namespace(ns)) {
+    std::string comm = proc_text(pid, "comm");
+    if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    if (comm == holder_comm) continue;
+    ::kill(pid, SIGKILL);
+    ++n;
+  }
+  return n;
 }
 
 }  // namespace cohort

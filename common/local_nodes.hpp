@@ -70,4 +70,12 @@ Result<pid_t> find_node_holder(std::string_view map, std::string_view host);
 // namespace (nodes as plain processes), to `member` and all its descendants. Returns how many.
 Result<int> kill_node_processes(pid_t member, std::string_view holder_comm);
 
+// The inode of process `pid`'s network namespace (what /proc/PID/ns/net names); 0 when it is
+// gone or unreadable. A local node's namespace is known by it after its runner is gone.
+ino_t net_namespace_of(pid_t pid);
+// Every live (not zombie) process whose network namespace is `ns`.
+std::vector<pid_t> processes_in_net_namespace(ino_t ns);
+// SIGKILL to every process of processes_in_net_namespace(ns) not named `holder_comm`; how many.
+int kill_net_namespace(ino_t ns, std::string_view holder_comm);
+
 }  // namespace cohort

@@ -289,6 +289,13 @@ void Manager::evaluate_attempt(JobEntry& e) {
   if (restored_step != a->start_step()) {
     a->set_start_step(restored_step);
     changed = true;
+    // The previous attempt wrote that checkpoint, so it got at least that far, even when its
+    // node was cut off before it could say so: every older checkpoint is at most its start_step.
+    if (e.job.attempts_size() >= 2) {
+      v1::Attempt& previous = *e.job.mutable_attempts(e.job.attempts_size() - 2);
+      if (previous.last_step() < restored_step) previous.set_last_step(restored_step);
+      if (previous.checkpoint_step() < restored_step) previous.set_checkpoint_step(restored_step);
+    }
   }
   if (checkpoint_ms > a->checkpoint_ms()) {
     a->set_checkpoint_step(checkpoint_step);

@@ -302,8 +302,14 @@ void Manager::remove_node(NodeEntry& n, const std::string& state, const std::str
   n.node.set_state_reason(reason);
   save_node(n);
   if (!c) return;
+  // A lost node is gone for the manager (its attempt is already requeued), and a deadline is a
+  // deadline: neither leaves anything running that could still write.
+  const std::int64_t deadline = n.node.preempt_deadline_ms();
+  const Removal how = state == "lost" || (state == "preempted" && deadline != 0 && now() >= deadline)
+                          ? Removal::kAtOnce
+                          : Removal::kGraceful;
   if (NodeProvider* p = provider_for(c->spec())) {
-    if (Status s = p->remove(c->spec(), n.node.name()); !s.ok()) {
+    if (Status s = p->remove(c->spec(), n.node.name(), how); !s.ok()) {
       event(c->spec().name(), n.node.name(), "", "provider_error", s.to_string());
     }
   }

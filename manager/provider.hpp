@@ -26,11 +26,17 @@ struct ProviderContext {
   std::function<void(const std::string&, const std::string&, const std::string&)> report;
 };
 
+// How a node goes. kGraceful: its runner stops what still runs with the jobs' grace (scale-down,
+// a drained node, a preempted node with nothing left to save). kAtOnce: the machine goes now, as
+// a cloud takes it: a node lost, or a preemption deadline that passed; nothing on it gets more
+// time, and whatever still writes there is stopped.
+enum class Removal { kGraceful, kAtOnce };
+
 class NodeProvider {
  public:
   virtual ~NodeProvider() = default;
   virtual Status create(const v1::ClusterSpec& cluster, const std::string& node) = 0;
-  virtual Status remove(const v1::ClusterSpec& cluster, const std::string& node) = 0;
+  virtual Status remove(const v1::ClusterSpec& cluster, const std::string& node, Removal how) = 0;
   // False for `static`: its nodes register themselves, and the autoscaler only watches them.
   virtual bool can_scale() const { return true; }
 };

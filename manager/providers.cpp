@@ -13,6 +13,7 @@
 #include "config.hpp"
 #include "daemon.hpp"
 #include "local_network.hpp"
+#include "local_nodes.hpp"
 #include "provider.hpp"
 #include "subprocess.hpp"
 
@@ -54,10 +55,12 @@ class LocalProvider final : public NodeProvider {
     std::ofstream(dir / "runner.pid") << pid << "\n";
     // The runner waits (bounded) for its address before it registers; a failure here is an
     // event, and the runner, left without one, exits and is never registered.
-    std::thread([network = network_, pid, isolated, cluster = cluster.name(), node, report = c_.report]() mutable {
+    std::thread([network = network_, pid, isolated, dir, cluster = cluster.name(), node, report = c_.report]() mutable {
       if (isolated) {
         auto address = network.attach(pid, node);
         if (address.ok()) {
+          // The node's namespace, by which its processes are found once the runner is gone.
+          std::ofstream(dir / "netns") << net_namespace_of(pid) << "\n";
           logger()->info("local provider: node {} is {} (runner pid {})", node, *address, pid);
         } else {
           logger()->error("local provider: node {}: {}", node, address.status().to_string());
@@ -71,24 +74,47 @@ class LocalProvider final : public NodeProvider {
     return {};
   }
 
-  Status remove(const v1::ClusterSpec&, const std::string& node) override {
-    const pid_t pid = read_pid_file(node_dir(node) / "runner.pid");
-    if (pid <= 1) return {};  // never started, or already cleaned up
+  // The machine goes: its runner (SIGTERM, or SIGKILL at once), then anything left in its network
+  // namespace, then its disk (the work directory: bundles, runc state, image cache), as a cloud
+  // deletes a VM with its disk. runner.log stays, for the post-mortem.
+  Status remove(const v1::ClusterSpec&, const std::string& node, Removal how) override {
+    const auto dir = node_dir(node);
+    const pid_t pid = read_pid_file(dir / "runner.pid");
+    if (pid <= 1) return {};  // never started
+    ino_t ns = 0;
+    std::ifstream(dir / "netns") >> ns;
     // The pid may be reused once the runner is gone: only signal a process that is our runner.
-    if (!is_runner(pid, node)) return {};
-    ::kill(pid, SIGTERM);  // the runner stops its job's processes with their grace, then exits
-    const auto grace = config::get(config::kStopGrace) + 2s;
-    std::thread([pid, node, grace] {
+    const bool alive = is_runner(pid, node);
+    if (how == Removal::kAtOnce) {
+      if (alive) (void)kill_node_processes(pid, kHolderComm);
+      kill_net_namespace(ns, kHolderComm);
+    } else if (alive) {
+      ::kill(pid, SIGTERM);  // the runner stops its job's processes with their grace, then exits
+    }
+    const auto grace = how == Removal::kAtOnce ? 2s : config::get(config::kStopGrace) + 2s;
+    std::thread([pid, node, grace, ns, dir] {
       const auto deadline = std::chrono::steady_clock::now() + grace;
       while (std::chrono::steady_clock::now() < deadline && is_runner(pid, node))
         std::this_thread::sleep_for(50ms);
       if (is_runner(pid, node)) ::kill(pid, SIGKILL);
+      // A job's processes outlive a runner killed with -9 only in its namespace.
+      const auto until = std::chrono::steady_clock::now() + 5s;
+      while (std::chrono::steady_clock::now() < until &&
+             (is_runner(pid, node) || kill_net_namespace(ns, kHolderComm) > 0))
+        std::this_thread::sleep_for(50ms);
+      std::error_code ec;
+      std::filesystem::remove_all(dir / "work", ec);
+      if (ec)
+        logger()->warn("local provider: node {}: cannot remove {}: {}", node, (dir / "work").string(), ec.message());
     }).detach();
     return {};
   }
 
  private:
   std::filesystem::path node_dir(const std::string& node) const { return c_.state_dir / "nodes" / node; }
+
+  // The local network enters a node's namespace from a fork of the manager, which the kill passes by.
+  static constexpr std::string_view kHolderComm = "cohort-manager";
 
   // A runner's command line holds its node name as a separate argument.
   static bool is_runner(pid_t pid, const std::string& node) {
@@ -109,14 +135,14 @@ class ExecProvider final : public NodeProvider {
     run(cluster, node, cluster.exec().create_command(), "create");
     return {};
   }
-  Status remove(const v1::ClusterSpec& cluster, const std::string& node) override {
-    run(cluster, node, cluster.exec().delete_command(), "delete");
+  Status remove(const v1::ClusterSpec& cluster, const std::string& node, Removal how) override {
+    run(cluster, node, cluster.exec().delete_command(), "delete", how == Removal::kAtOnce ? "at_once" : "graceful");
     return {};
   }
 
  private:
-  void run(const v1::ClusterSpec& cluster, const std::string& node, const std::string& command,
-           const std::string& what) {
+  void run(const v1::ClusterSpec& cluster, const std::string& node, const std::string& command, const std::string& what,
+           const std::string& removal = "") {
     std::string token;
     std::ifstream(c_.join_token_file) >> token;
     SpawnOptions o;
@@ -127,6 +153,7 @@ class ExecProvider final : public NodeProvider {
              {"COHORT_VM_PRIORITY", cluster.vm_priority()},
              {"COHORT_MANAGER", c_.public_address},
              {"COHORT_JOIN_TOKEN", token}};
+    if (!removal.empty()) o.env.emplace_back("COHORT_REMOVAL", removal);
     o.parent_death_signal = 0;
     o.capture_stdout = true;
     o.capture_stderr = true;
@@ -155,7 +182,7 @@ class StaticProvider final : public NodeProvider {
   Status create(const v1::ClusterSpec& cluster, const std::string&) override {
     return failed_precondition("cluster " + cluster.name() + " is static: its nodes register themselves");
   }
-  Status remove(const v1::ClusterSpec&, const std::string&) override { return {}; }
+  Status remove(const v1::ClusterSpec&, const std::string&, Removal) override { return {}; }
   bool can_scale() const override { return false; }
 };
 

@@ -14,6 +14,7 @@
 #include <regex>
 #include <thread>
 
+#include "local_nodes.hpp"
 #include "test_support.hpp"
 
 namespace cohort::testing {
@@ -52,7 +53,42 @@ class ClusterFixture : public ::testing::Test {
       ADD_FAILURE() << "process " << pid << " of " << dir_ << " outlived `cohort down`";
       ::kill(pid, SIGKILL);
     }
+    expect_no_node_left();
     fs::remove_all(dir_);
+  }
+
+  // No node's namespace holds a process (a job's ranks find no runner path in their command
+  // line), no node keeps a container bundle or runc state (a removed node's disk goes with it;
+  // a stopped runner removes its own), and nothing is mounted under the state directory.
+  void expect_no_node_left() {
+    std::error_code ec;
+    for (const auto& node : fs::directory_iterator(dir_ / "nodes", ec)) {
+      if (!node.is_directory()) continue;
+      ino_t ns = 0;
+      std::ifstream(node.path() / "netns") >> ns;
+      // As root every node is a namespace of its own, and the provider records which.
+      if (::geteuid() == 0) {
+        EXPECT_NE(ns, 0u) << "no namespace recorded for " << node.path();
+      }
+      std::vector<pid_t> left;
+      wait_until([&] { return (left = processes_in_net_namespace(ns)).empty(); }, seconds(10));
+      for (pid_t pid : left) {
+        ADD_FAILURE() << "process " << pid << " still runs in the network namespace of node "
+                      << node.path().filename().string();
+        ::kill(pid, SIGKILL);
+      }
+      std::error_code e2;
+      for (const auto& job : fs::directory_iterator(node.path() / "work" / "jobs", e2)) {
+        for (const auto& attempt : fs::directory_iterator(job.path(), e2)) {
+          EXPECT_FALSE(fs::exists(attempt.path() / "bundle")) << "a container bundle left: " << attempt.path();
+        }
+      }
+      for (const auto& c : fs::directory_iterator(node.path() / "work" / "runc", e2))
+        ADD_FAILURE() << "a runc container left: " << c.path();
+    }
+    std::ifstream mounts("/proc/self/mountinfo");
+    for (std::string line; std::getline(mounts, line);)
+      EXPECT_EQ(line.find(dir_.string()), std::string::npos) << "a mount left: " << line;
   }
 
   // A failed test's evidence before `cohort down` removes it: the end of the manager's and every

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "manager/job_plan.hpp"
 #include "manager/manager.hpp"
@@ -15,12 +16,14 @@ namespace fs = std::filesystem;
 
 struct FakeProvider final : NodeProvider {
   std::vector<std::string> created, removed;
+  std::map<std::string, Removal> how;  // by node
   Status create(const v1::ClusterSpec&, const std::string& node) override {
     created.push_back(node);
     return {};
   }
-  Status remove(const v1::ClusterSpec&, const std::string& node) override {
+  Status remove(const v1::ClusterSpec&, const std::string& node, Removal h) override {
     removed.push_back(node);
+    how[node] = h;
     return {};
   }
 };
@@ -262,6 +265,8 @@ TEST_F(ManagerTest, ScalesUpRunsAGangAndScalesBackToZero) {
     beat(n);
   manager_->tick();
   EXPECT_EQ(provider_->removed.size(), 2u) << "scale to zero after the idle time";
+  for (const auto& n : provider_->removed)
+    EXPECT_EQ(provider_->how[n], Removal::kGraceful) << "an idle node goes with its grace";
   auto c = manager_->get_cluster("cpu", 100).value();
   bool scale_down = false;
   for (const auto& e : c.events())
@@ -312,6 +317,7 @@ TEST_F(ManagerTest, ALostNodeIsDetectedAndTheJobRequeued) {
   now_ += 200;
   manager_->tick();
   EXPECT_EQ(node_state(b), "lost");
+  EXPECT_EQ(provider_->how[b], Removal::kAtOnce) << "a lost node's leftovers must not write on";
   EXPECT_EQ(std::count(provider_->removed.begin(), provider_->removed.end(), b), 1);
   j = job(id);
   EXPECT_EQ(j.attempts(0).end_reason(), "node_lost");
@@ -440,6 +446,7 @@ TEST_F(PreemptionTest, TheNoticeReachesTheNodeTheAttemptEndsPreemptedAndOnlyThat
   manager_->tick();
   EXPECT_EQ(node_state(b), "preempted");
   EXPECT_EQ(std::count(provider_->removed.begin(), provider_->removed.end(), b), 1);
+  EXPECT_EQ(provider_->how[b], Removal::kGraceful) << "nothing ran there any more: no need to rush";
   EXPECT_EQ(provider_->created.size(), 3u) << "only the preempted node is replaced";
   register_created();
   beat(a);
@@ -480,6 +487,37 @@ TEST_F(PreemptionTest, ACheckpointReportedAfterTheEndStillCounts) {
       << first.message();
 }
 
+// A node cut off stops reporting while its ranks still run and checkpoint: the next attempt
+// restoring a later step than the manager heard of proves the lost attempt got that far.
+TEST_F(PreemptionTest, ARestoredStepLaterThanTheLostAttemptReportedIsItsProgress) {
+  const std::string id = running_job();
+  const std::string a = job(id).attempts(0).nodes(0), b = job(id).attempts(0).nodes(1);
+  v1::TaskStatus head = task(assignments_[a], "running");
+  head.set_last_step(100);
+  beat(a, {head});
+  beat(b, {task(assignments_[b], "running")});
+  now_ += 5100;  // a (rank 0) falls silent; b goes on
+  beat(b, {task(assignments_[b], "running")});
+  manager_->tick();
+  ASSERT_EQ(job(id).attempts(0).end_reason(), "node_lost");
+  EXPECT_EQ(job(id).attempts(0).last_step(), 100);
+  beat(b, {task(assignments_[b], "exited", 143)});
+  manager_->tick();
+  register_created();
+  beat(b);
+  manager_->tick();
+  const v1::Job j = job(id);
+  ASSERT_EQ(j.attempts_size(), 2);
+  const std::string head2 = j.attempts(1).nodes(0);
+  v1::TaskStatus restored = task(beat(head2).start(0), "running");
+  restored.set_restored_step(300);
+  restored.set_restored_ms(now_);
+  beat(head2, {restored});
+  EXPECT_EQ(job(id).attempts(1).start_step(), 300);
+  EXPECT_EQ(job(id).attempts(0).last_step(), 300) << "it wrote the checkpoint of step 300";
+  EXPECT_EQ(job(id).attempts(0).checkpoint_step(), 300);
+}
+
 TEST_F(PreemptionTest, AtTheDeadlineTheNodeGoesWhateverTheJobDid) {
   const std::string id = running_job();
   const std::string b = job(id).attempts(0).nodes(1);
@@ -492,6 +530,7 @@ TEST_F(PreemptionTest, AtTheDeadlineTheNodeGoesWhateverTheJobDid) {
   now_ += 1000;
   manager_->tick();
   EXPECT_EQ(node_state(b), "preempted");
+  EXPECT_EQ(provider_->how[b], Removal::kAtOnce) << "at the deadline the machine goes, its job's grace or not";
   const v1::Job j = job(id);
   EXPECT_EQ(j.attempts(0).end_reason(), "preempted");
   EXPECT_NE(j.attempts(0).message().find("was preempted before the attempt ended"), std::string::npos)
