@@ -58,7 +58,11 @@ namespace detail {
 
 Status check_buffer(const Buffer& b, std::string_view what) {
   if (b.device != Device::kHost) {
-    return {Code::kUnimplemented, std::string(what) + ": device buffers need a build with CUDA and the GPU backend"};
+    // The MPI communicator sends device buffers to NCCL before this check; what is left is a
+    // world of one rank, which has no GPU path.
+    return {Code::kUnimplemented, std::string(what) +
+                                      ": device buffers go through NCCL, across 2 or more ranks (one per GPU); a "
+                                      "world of one rank has no GPU path: copy to the host, or launch more ranks"};
   }
   if (b.data == nullptr && b.count != 0)
     return invalid_argument(std::string(what) + ": null data with a non-zero count");

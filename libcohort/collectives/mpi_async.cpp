@@ -148,23 +148,31 @@ MpiCommunicator::Started MpiCommunicator::start_barrier(std::string_view name) {
 }
 
 Result<Work> MpiCommunicator::iallreduce(Buffer inout, ReduceOp op) {
+  if (inout.device == Device::kCuda) return device_work(start_device_reduce("iallreduce", inout, inout, op));
   COHORT_TRY(check_buffer(inout, "iallreduce"));
   COHORT_ASSIGN_OR_RETURN(auto work, start_reduce("iallreduce", MPI_IN_PLACE, inout, op));
   return Work(std::move(work));
 }
 
 Result<Work> MpiCommunicator::iallreduce(const Buffer& in, Buffer out, ReduceOp op) {
+  if (in.device == Device::kCuda || out.device == Device::kCuda) {
+    return device_work(start_device_reduce("iallreduce", in, out, op));
+  }
   COHORT_TRY(check_pair(in, out));
   COHORT_ASSIGN_OR_RETURN(auto work, start_reduce("iallreduce", in.data == out.data ? MPI_IN_PLACE : in.data, out, op));
   return Work(std::move(work));
 }
 
 Result<Work> MpiCommunicator::ibroadcast(Buffer buffer, int root) {
+  if (buffer.device == Device::kCuda) return device_work(start_device_broadcast("ibroadcast", buffer, root));
   COHORT_ASSIGN_OR_RETURN(auto work, start_broadcast("ibroadcast", buffer, root));
   return Work(std::move(work));
 }
 
 Result<Work> MpiCommunicator::iallgather(const Buffer& in, Buffer out) {
+  if (in.device == Device::kCuda || out.device == Device::kCuda) {
+    return device_work(start_device_allgather("iallgather", in, out));
+  }
   COHORT_ASSIGN_OR_RETURN(bool in_place, check_gather(in, out, rank_, size_));
   COHORT_ASSIGN_OR_RETURN(auto work, start_allgather("iallgather", in, out, in_place));
   return Work(std::move(work));

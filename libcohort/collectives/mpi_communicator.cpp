@@ -68,21 +68,24 @@ Result<std::unique_ptr<MpiCommunicator>> MpiCommunicator::create(const Context& 
     if (finalize) MPI_Finalize();
     return half_ops.status().with_context(ctx.describe());
   }
-  return std::unique_ptr<MpiCommunicator>(new MpiCommunicator(
-      comm, rank, size, finalize, level >= MPI_THREAD_SERIALIZED, std::move(half_ops).value(), options));
+  return std::unique_ptr<MpiCommunicator>(new MpiCommunicator(comm, rank, size, ctx.local_rank, finalize,
+                                                              level >= MPI_THREAD_SERIALIZED,
+                                                              std::move(half_ops).value(), options));
 }
 
-MpiCommunicator::MpiCommunicator(MPI_Comm comm, int rank, int size, bool finalize, bool threads,
+MpiCommunicator::MpiCommunicator(MPI_Comm comm, int rank, int size, int local_rank, bool finalize, bool threads,
                                  std::unique_ptr<MpiHalfOps> half_ops, CommunicatorOptions options)
     : comm_(comm),
       rank_(rank),
       size_(size),
+      local_rank_(local_rank),
       finalize_(finalize),
       threads_(threads),
       half_ops_(std::move(half_ops)),
       health_(std::make_shared<CommHealth>(rank, std::move(options))) {}
 
 MpiCommunicator::~MpiCommunicator() {
+  gpu_.reset();  // NCCL first: finalized within a bound, or aborted when the communicator is broken
   if (health_->broken()) {
     // A collective failed for good: its MPI call may never return (the call thread may still be
     // inside it), and MPI_Finalize's fence would wait for the lost peer. Leave MPI as it is, the
@@ -162,11 +165,15 @@ Status MpiCommunicator::wait_blocking(Started started) {
 }
 
 Status MpiCommunicator::allreduce(Buffer inout, ReduceOp op) {
+  if (inout.device == Device::kCuda) return wait_device(start_device_reduce("allreduce", inout, inout, op));
   COHORT_TRY(check_buffer(inout, "allreduce"));
   return reduce(MPI_IN_PLACE, inout, op);
 }
 
 Status MpiCommunicator::allreduce(const Buffer& in, Buffer out, ReduceOp op) {
+  if (in.device == Device::kCuda || out.device == Device::kCuda) {
+    return wait_device(start_device_reduce("allreduce", in, out, op));
+  }
   COHORT_TRY(check_pair(in, out));
   return reduce(in.data == out.data ? MPI_IN_PLACE : in.data, out, op);
 }
@@ -192,6 +199,7 @@ Status MpiCommunicator::reduce(const void* src, Buffer out, ReduceOp op) {
 }
 
 Status MpiCommunicator::broadcast(Buffer buffer, int root) {
+  if (buffer.device == Device::kCuda) return wait_device(start_device_broadcast("broadcast", buffer, root));
   if (!on_call_thread(buffer.bytes())) return wait_blocking(start_broadcast("broadcast", buffer, root));
   COHORT_TRY(check_buffer(buffer, "broadcast"));
   COHORT_TRY(check_root("broadcast", root));
@@ -211,6 +219,9 @@ Status MpiCommunicator::broadcast(Buffer buffer, int root) {
 }
 
 Status MpiCommunicator::allgather(const Buffer& in, Buffer out) {
+  if (in.device == Device::kCuda || out.device == Device::kCuda) {
+    return wait_device(start_device_allgather("allgather", in, out));
+  }
   COHORT_ASSIGN_OR_RETURN(bool in_place, check_gather(in, out, rank_, size_));
   if (!on_call_thread(out.bytes())) return wait_blocking(start_allgather("allgather", in, out, in_place));
   if (in.bytes() > kMaxChunk) {
@@ -228,6 +239,9 @@ Status MpiCommunicator::allgather(const Buffer& in, Buffer out) {
 }
 
 Status MpiCommunicator::reduce_scatter(const Buffer& in, Buffer out, ReduceOp op) {
+  if (in.device == Device::kCuda || out.device == Device::kCuda) {
+    return wait_device(start_device_reduce_scatter("reduce_scatter", in, out, op));
+  }
   COHORT_ASSIGN_OR_RETURN(bool in_place, check_scatter(in, out, op, rank_, size_));
   if (!on_call_thread(in.bytes())) return wait_blocking(start_reduce_scatter("reduce_scatter", in, out, op, in_place));
   COHORT_ASSIGN_OR_RETURN(MPI_Datatype type, reduce_type(out.dtype));

@@ -21,6 +21,7 @@
 #include "collectives/comm_health.hpp"
 #include "collectives/mpi_half_ops.hpp"
 #include "collectives/mpi_work.hpp"
+#include "collectives/nccl_backend.hpp"
 
 namespace cohort::detail {
 
@@ -52,8 +53,19 @@ class MpiCommunicator final : public Communicator {
  private:
   using Started = Result<std::unique_ptr<MpiWork>>;
 
-  MpiCommunicator(MPI_Comm comm, int rank, int size, bool finalize, bool threads, std::unique_ptr<MpiHalfOps> half_ops,
-                  CommunicatorOptions options);
+  MpiCommunicator(MPI_Comm comm, int rank, int size, int local_rank, bool finalize, bool threads,
+                  std::unique_ptr<MpiHalfOps> half_ops, CommunicatorOptions options);
+
+  // Device buffers (mpi_device.cpp): the same calls through NCCL (nccl_backend.hpp), made at the
+  // first call on device buffers; a failure to make it is every later device call's answer.
+  using DeviceStarted = NcclBackend::Started;
+  Result<NcclBackend*> gpu();
+  DeviceStarted start_device_reduce(std::string_view name, const Buffer& in, Buffer out, ReduceOp op);
+  DeviceStarted start_device_broadcast(std::string_view name, Buffer buffer, int root);
+  DeviceStarted start_device_allgather(std::string_view name, const Buffer& in, Buffer out);
+  DeviceStarted start_device_reduce_scatter(std::string_view name, const Buffer& in, Buffer out, ReduceOp op);
+  static Status wait_device(DeviceStarted started);
+  static Result<Work> device_work(DeviceStarted started);
 
   // The collectives, checked, each started as MPI's nonblocking call (mpi_async.cpp). `name`
   // ("allreduce", "iallreduce") is the call the user made, for messages.
@@ -86,11 +98,14 @@ class MpiCommunicator final : public Communicator {
   MPI_Comm comm_;
   int rank_;
   int size_;
+  int local_rank_;
   bool finalize_;                            // true when this object called MPI_Init and so must call MPI_Finalize
   bool threads_;                             // MPI allows calls from another thread (MPI_THREAD_SERIALIZED or more)
   std::unique_ptr<MpiHalfOps> half_ops_;     // freed before MPI_Finalize
   std::shared_ptr<CommHealth> health_;       // shared with every MpiWork
   std::unique_ptr<CallThread> call_thread_;  // started by the first large blocking collective
+  std::unique_ptr<NcclBackend> gpu_;         // made by the first call on device buffers; gone before MPI
+  Status gpu_failure_;                       // why gpu_ could not be made
 };
 
 }  // namespace cohort::detail

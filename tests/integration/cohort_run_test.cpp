@@ -4,6 +4,7 @@
 #include <regex>
 #include <thread>
 
+#include "cohort/gpu.hpp"
 #include "test_support.hpp"
 
 namespace cohort::testing {
@@ -115,6 +116,19 @@ TEST_F(CohortRunTest, CollectivesAgreeOnEveryRank) {
     EXPECT_NE(r.out.find("[rank 0] collectives check passed"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("on " + std::to_string(ranks) + " ranks"), std::string::npos) << r.out;
   }
+}
+
+// Without a GPU (or without CUDA in the build) a collective on device buffers fails on every
+// rank alike, naming the ranks without one, instead of leaving the others waiting in NCCL's
+// bootstrap; the host path goes on. On GPUs, tests/gpu/device_collectives_test.cpp checks results.
+TEST_F(CohortRunTest, DeviceBuffersWithoutAGpuAreRefusedAlikeOnEveryRank) {
+  if (cohort::probe_gpus().device_count > 0) GTEST_SKIP() << "this machine has a GPU: the gpu-labelled test runs";
+  auto r = cohort_run({"-n", "2", bin("cohort-device-collectives-check")}, job_);
+  EXPECT_EQ(r.status.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("[rank 0] device collectives refused as expected"), std::string::npos) << r.out;
+#ifdef COHORT_HAVE_CUDA
+  EXPECT_NE(r.out.find("rank(s) 0, 1 have none"), std::string::npos) << r.out;
+#endif
 }
 
 TEST(StandaloneTest, CollectivesOfAWorldOfOneNeedNoLauncher) {
