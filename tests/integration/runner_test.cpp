@@ -395,6 +395,10 @@ TEST_F(RunnerIntegrationTest, ContainersLeftByAKilledRunnerAreRemovedAtTheNextSt
     auto r = run_captured({.argv = {"runc", "--root", root.string(), "list", "-q"}}, 10s);
     return r.ok() ? r->out : std::string("runc list failed");
   };
+  // "running" is reported once `runc run` has started; runc records the container a moment later.
+  const auto listed = std::chrono::steady_clock::now() + 10s;
+  while (list() == "" && std::chrono::steady_clock::now() < listed)
+    std::this_thread::sleep_for(20ms);
   ASSERT_NE(list(), "");
   ASSERT_EQ(::kill(runner_->pid(), SIGKILL), 0);
   ASSERT_TRUE(runner_exit(5s).has_value());
