@@ -1,7 +1,10 @@
 // cohort-bench fusion: what tensor fusion buys. K tensors of s bytes each are reduced three ways
 // in the same run under `cohort run -n N`:
 //   separate   K Communicator::allreduce calls, one per tensor (in place);
-//   fused      the K tensors through a FusionBuffer: add × K, pack, one allreduce, unpack;
+//   fused      the K tensors through a FusionBuffer: add × K, one allreduce_many (the MPI backend
+//              moves them in place, no copies);
+//   packed     the same with FusionOptions::pack: pack, one allreduce, unpack (what other
+//              backends do, and what fusion was before allreduce_many);
 //   one large  one allreduce of K × s bytes (the floor fusion can reach: no per-tensor work).
 // For each: one warm-up block, then `rounds` blocks of `iters` steps alternating the three, so drift
 // in the machine's load falls on all; each block starts after a barrier and its time is the slowest
@@ -110,6 +113,7 @@ int bench_fusion(int argc, char** argv) {
   }
   auto tensor = [&](std::size_t i) { return Buffer{tensors[i].data(), count, dtype, cohort::Device::kHost}; };
   cohort::FusionBuffer fusion(*comm, {.threshold_bytes = static_cast<std::size_t>(threshold)});
+  cohort::FusionBuffer packing(*comm, {.threshold_bytes = static_cast<std::size_t>(threshold), .pack = true});
 
   cohort::Status failure;
   auto note = [&](cohort::Status s) {
@@ -124,6 +128,11 @@ int bench_fusion(int argc, char** argv) {
       note(fusion.add(tensor(i)));
     note(fusion.allreduce(ReduceOp::kSum));
   };
+  auto packed = [&] {
+    for (std::size_t i = 0; i < k; ++i)
+      note(packing.add(tensor(i)));
+    note(packing.allreduce(ReduceOp::kSum));
+  };
   auto one_large = [&] {
     note(comm->allreduce(Buffer{large.data(), k * count, dtype, cohort::Device::kHost}, ReduceOp::kSum));
   };
@@ -135,14 +144,16 @@ int bench_fusion(int argc, char** argv) {
   for (int i = 0; i < warmup; ++i) {
     separate();
     fused();
+    packed();
     one_large();
     copies();
   }
   const std::uint64_t calls_before = fusion.stats().allreduce_calls;
-  std::vector<double> t_sep, t_fused, t_large, t_copy;
+  std::vector<double> t_sep, t_fused, t_packed, t_large, t_copy;
   for (int r = 0; r < kRounds; ++r) {
     t_sep.push_back(time_block(separate, iters));
     t_fused.push_back(time_block(fused, iters));
+    t_packed.push_back(time_block(packed, iters));
     t_large.push_back(time_block(one_large, iters));
     t_copy.push_back(time_block(copies, iters));
   }
@@ -154,6 +165,7 @@ int bench_fusion(int argc, char** argv) {
       static_cast<double>(fusion.stats().allreduce_calls - calls_before) / (static_cast<double>(kRounds) * iters);
   const double sep_us = median(t_sep) * 1e6;
   const double fused_us = median(t_fused) * 1e6;
+  const double packed_us = median(t_packed) * 1e6;
   const double large_us = median(t_large) * 1e6;
   const double copy_us = median(t_copy) * 1e6;
   const double fused_over_large = fused_us / large_us;
@@ -165,10 +177,11 @@ int bench_fusion(int argc, char** argv) {
       std::printf(
           "{\"benchmark\":\"fusion\",\"dtype\":\"%s\",\"ranks\":%d,\"tensors\":%zu,\"tensor_bytes\":%zu,"
           "\"total_bytes\":%llu,\"threshold_bytes\":%llu,\"fused_allreduce_calls\":%.2f,\"separate_us\":%.2f,"
-          "\"fused_us\":%.2f,\"one_large_us\":%.2f,\"pack_unpack_us\":%.2f,\"fused_over_one_large\":%.3f,"
+          "\"fused_us\":%.2f,\"packed_us\":%.2f,\"one_large_us\":%.2f,\"pack_unpack_us\":%.2f,\"fused_over_one_large\":"
+          "%.3f,"
           "\"separate_over_fused\":%.3f}\n",
           dtype_s.c_str(), n, k, bytes, total, static_cast<unsigned long long>(threshold), calls_per_step, sep_us,
-          fused_us, large_us, copy_us, fused_over_large, sep_over_fused);
+          fused_us, packed_us, large_us, copy_us, fused_over_large, sep_over_fused);
     } else {
       std::printf(
           "# fusion %zu x %zu B %s sum (%llu B in all), %d ranks, threshold %llu B (%.0f allreduce/step fused)\n", k,
@@ -177,6 +190,7 @@ int bench_fusion(int argc, char** argv) {
       std::printf("%-28s %12s\n", "way", "time_us");
       std::printf("%-28s %12.1f\n", "separate (K allreduces)", sep_us);
       std::printf("%-28s %12.1f\n", "fused (FusionBuffer)", fused_us);
+      std::printf("%-28s %12.1f\n", "  fused, packed (pack=true)", packed_us);
       std::printf("%-28s %12.1f\n", "one large allreduce", large_us);
       std::printf("%-28s %12.1f\n", "  pack+unpack alone (local)", copy_us);
       std::printf("fused / one large   = %6.3f  (target <= %.1f: %s)\n", fused_over_large, kFusedOverLargeTarget,

@@ -200,6 +200,14 @@ class Communicator {
   virtual Result<Work> ibroadcast(Buffer buffer, int root);
   virtual Result<Work> iallgather(const Buffer& in, Buffer out);
 
+  // Many host tensors of one dtype reduced in place as ONE allreduce, moved between ranks straight
+  // from and into the tensors (no staging copy): what FusionBuffer uses when the backend has it.
+  // The rules of allreduce(inout, op) apply to each tensor; tensors must not overlap, and every
+  // rank passes the same counts in the same order. A backend without it returns Unimplemented
+  // (has_allreduce_many() false) before any communication.
+  virtual bool has_allreduce_many() const noexcept { return false; }
+  virtual Status allreduce_many(std::span<const Buffer> tensors, ReduceOp op);
+
   // Ends the whole job now with `exit_code` (MPI_Abort; under `cohort run`, which keeps ranks
   // alive when one ends, the launcher stops the others at once): the way out of an error on one
   // rank while its peers may be waiting in a collective, where a clean shutdown would wait for

@@ -9,10 +9,12 @@
 // add() only queues a view: it never communicates. Queued tensors fall into buckets, one open
 // bucket per dtype (a fused allreduce has one dtype); a tensor that would take its dtype's open
 // bucket past the threshold closes that bucket and opens the next one. allreduce(op) then reduces
-// the buckets in the order they were opened: each is packed (kernels::pack) into one staging buffer
-// that the FusionBuffer keeps and reuses, reduced by ONE Communicator::allreduce, and unpacked back
-// into its tensors in place. A bucket of one tensor (in particular a tensor larger than the
-// threshold) is reduced in place, without the copies.
+// the buckets in the order they were opened, each as ONE collective: on a communicator that has
+// Communicator::allreduce_many (the MPI backend) the tensors move between ranks where they are,
+// with no copy; otherwise each bucket is packed (kernels::pack) into one staging buffer that the
+// FusionBuffer keeps and reuses, reduced by one Communicator::allreduce, and unpacked back into its
+// tensors. A bucket of one tensor (in particular a tensor larger than the threshold) is reduced
+// in place by allreduce.
 //
 // docs/fusion.md has the measured figures and how to reproduce them.
 #pragma once
@@ -37,6 +39,9 @@ struct FusionOptions {
   // against its bandwidth term, small enough to stay a modest extra copy of a model's gradients.
   // 0 fuses nothing: every tensor is reduced on its own.
   std::size_t threshold_bytes = std::size_t{64} << 20;
+  // Pack every bucket into the staging buffer even when the communicator can reduce the tensors
+  // where they are (Communicator::allreduce_many, the MPI backend): for comparison in benchmarks.
+  bool pack = false;
 };
 
 class FusionBuffer {

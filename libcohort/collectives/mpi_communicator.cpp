@@ -95,6 +95,7 @@ MpiCommunicator::~MpiCommunicator() {
     return;
   }
   call_thread_.reset();  // idle: joined
+  many_.free_types();
   half_ops_.reset();
   MPI_Comm_free(&comm_);
   if (finalize_) MPI_Finalize();

@@ -15,6 +15,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "cohort/collectives.hpp"
 #include "collectives/call_thread.hpp"
@@ -49,6 +51,10 @@ class MpiCommunicator final : public Communicator {
   Result<Work> ibroadcast(Buffer buffer, int root) override;
   Result<Work> iallgather(const Buffer& in, Buffer out) override;
   [[noreturn]] void abort(int exit_code) override;
+  // A ring reduce-scatter and allgather over point-to-point messages whose MPI datatypes point
+  // into the tensors themselves (mpi_many.cpp).
+  bool has_allreduce_many() const noexcept override { return true; }
+  Status allreduce_many(std::span<const Buffer> tensors, ReduceOp op) override;
 
  private:
   using Started = Result<std::unique_ptr<MpiWork>>;
@@ -104,8 +110,18 @@ class MpiCommunicator final : public Communicator {
   std::unique_ptr<MpiHalfOps> half_ops_;     // freed before MPI_Finalize
   std::shared_ptr<CommHealth> health_;       // shared with every MpiWork
   std::unique_ptr<CallThread> call_thread_;  // started by the first large blocking collective
-  std::unique_ptr<NcclBackend> gpu_;         // made by the first call on device buffers; gone before MPI
-  Status gpu_failure_;                       // why gpu_ could not be made
+  // allreduce_many's state kept between calls (a training loop passes the same tensors every
+  // step): the chunk datatypes of the last call's tensors, and the scratch chunk.
+  struct ManyState {
+    std::vector<std::pair<const void*, std::size_t>> key;  // the tensors' addresses and bytes, then (elem, 0)
+    std::vector<MPI_Datatype> chunk_types;                 // chunk c's datatype over the tensors
+    std::unique_ptr<char[]> scratch;
+    std::size_t scratch_bytes = 0;
+    void free_types();
+  };
+  ManyState many_;
+  std::unique_ptr<NcclBackend> gpu_;  // made by the first call on device buffers; gone before MPI
+  Status gpu_failure_;                // why gpu_ could not be made
 };
 
 }  // namespace cohort::detail

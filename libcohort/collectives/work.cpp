@@ -137,4 +137,10 @@ Result<Work> Communicator::iallgather(const Buffer& in, Buffer out) {
   return detail::completed_work("iallgather of " + detail::describe_size(in) + " per rank");
 }
 
+Status Communicator::allreduce_many(std::span<const Buffer>, ReduceOp) {
+  return {Code::kUnimplemented,
+          "allreduce_many: this backend reduces one buffer per call; pack the tensors "
+          "(FusionBuffer does)"};
+}
+
 }  // namespace cohort

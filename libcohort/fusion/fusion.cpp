@@ -88,6 +88,12 @@ Status FusionBuffer::reduce_bucket(std::size_t index, ReduceOp op) {
                             describe(bucket.tensors.size(), bucket.bytes, bucket.dtype) + ")";
   ++stats_.allreduce_calls;
   if (bucket.tensors.size() == 1) return comm_.allreduce(bucket.tensors.front(), op).with_context(where);
+  if (comm_.has_allreduce_many() && !options_.pack) {
+    // The backend moves the tensors in place: no staging buffer, no pack or unpack.
+    COHORT_TRY(comm_.allreduce_many(bucket.tensors, op).with_context(where));
+    stats_.fused_tensors += bucket.tensors.size();
+    return Status::ok_status();
+  }
 
   if (staging_bytes_ < bucket.bytes) {
     staging_.reset();  // free the old one first: the two together may not fit

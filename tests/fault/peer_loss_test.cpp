@@ -74,7 +74,8 @@ TEST_P(PeerLossTest, EverySurvivorReportsTheDeadPeerInTime) {
 }
 
 INSTANTIATE_TEST_SUITE_P(RanksAndWaits, PeerLossTest,
-                         ::testing::Combine(::testing::Values(2, 3, 4), ::testing::Values("small", "large", "async")),
+                         ::testing::Combine(::testing::Values(2, 3, 4),
+                                            ::testing::Values("small", "large", "async", "fused")),
                          [](const auto& test) {
                            return std::to_string(std::get<0>(test.param)) + "ranks_" + std::get<1>(test.param);
                          });

@@ -163,6 +163,11 @@ void check_errors(const cohort::Context& ctx, cohort::Communicator& comm) {
   if (fusion.queued_tensors() != 0 || fusion.stats().allreduce_calls != 0)
     fail(ctx, "a refused avg communicated or kept its queue");
   if (!fusion.allreduce(ReduceOp::kSum).ok()) fail(ctx, "allreduce of an empty queue failed");
+  // allreduce_many itself: one dtype per call, refused before any communication.
+  const Buffer mixed[] = {Buffer::of(std::span(f)), Buffer::of(std::span(ints))};
+  const cohort::Status s = comm.allreduce_many(mixed, ReduceOp::kSum);
+  const cohort::Code want = comm.has_allreduce_many() ? cohort::Code::kInvalidArgument : cohort::Code::kUnimplemented;
+  if (s.code() != want) fail(ctx, "allreduce_many of fp32 and int32 tensors: " + s.to_string());
 }
 
 }  // namespace
