@@ -192,6 +192,28 @@ class ClusterFixture : public ::testing::Test {
     return d / "job.yaml";
   }
 
+  // `cohort job submit SPEC`; the job's id ("" after a failed EXPECT).
+  std::string submit_job(const fs::path& spec) {
+    Captured r = cohort({"job", "submit", spec.string()});
+    EXPECT_TRUE(r.status.success()) << r.err;
+    return r.status.success() ? r.out.substr(0, r.out.find('\n')) : "";
+  }
+
+  // Waits (bounded) until job `id` is running and `ready(job)` holds; returns the job's JSON as
+  // last read (check its state: a timeout is an EXPECT failure, not an ASSERT).
+  template <typename Ready>
+  json wait_for_running(const std::string& id, Ready ready, milliseconds timeout) {
+    json job;
+    const bool ok = wait_until(
+        [&] {
+          job = cohort_json({"job", "show", id});
+          return job.value("state", "") == "running" && ready(job);
+        },
+        timeout);
+    EXPECT_TRUE(ok) << job.dump(2);
+    return job;
+  }
+
   json nodes() { return cohort_json({"node", "list"}); }
 
   std::string node_state(const std::string& name) {

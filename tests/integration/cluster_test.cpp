@@ -171,6 +171,45 @@ TEST_F(ClusterTest, AKilledRunnerIsLostWithinTheHeartbeatTimeout) {
   EXPECT_TRUE(wait_until([&] { return live_nodes() == 1; }, seconds(30)));
 }
 
+// At its deadline a preempted node goes at once, as the cloud takes it: a job that ignores the
+// notice and SIGTERM does not get the stop grace (5 s) on top, and the node's disk goes with it.
+TEST_F(ClusterTest, APreemptedNodeGoesAtItsDeadlineWhateverItsJobDoes) {
+  if (::geteuid() != 0) GTEST_SKIP() << "nodes are network namespaces only as root";
+  create_cluster(0, 1, 60, "lowpriority");
+  const fs::path spec = write_job("stubborn", 1, "trap '' TERM USR1\necho up\nwhile :; do sleep 1; done\n");
+  {
+    // The job's first process itself ignores SIGTERM (exec: no shell above it to end).
+    std::ifstream in(spec);
+    std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    yaml.replace(yaml.find("command: sh work.sh"), 19, "command: exec sh work.sh");
+    std::ofstream(spec) << yaml << "preemption: {signal: none}\n";
+  }
+  const std::string id = submit_job(spec);
+  ASSERT_FALSE(id.empty());
+  const json job = wait_for_running(
+      id,
+      [&](const json&) {
+        return cohort({"job", "logs", id}).out.find("up") != std::string::npos;
+      },
+      seconds(60));
+  ASSERT_EQ(job.value("state", ""), "running");
+  const std::string node = job["attempts"][0]["nodes"][0];
+  const ino_t ns = net_namespace_of(std::stoi(read_word(dir_ / "nodes" / node / "runner.pid")));
+  ASSERT_NE(ns, 0u);
+  const auto noticed = steady_clock::now();
+  Captured p = cohort({"node", "preempt", node, "--notice-seconds", "2"});
+  ASSERT_TRUE(p.status.success()) << p.err;
+  ASSERT_TRUE(wait_until([&] { return processes_in_net_namespace(ns).empty(); }, seconds(20)));
+  const double took = duration<double>(steady_clock::now() - noticed).count();
+  // The 2 s notice, a scheduler tick and the kill; a graceful stop would add its 5 s grace.
+  EXPECT_LE(took, 4.0) << "the node's processes went " << took << " s after a 2 s notice";
+  EXPECT_GE(took, 1.5) << "the node went before its deadline";
+  EXPECT_EQ(wait_for_node_state(node, "preempted", seconds(10)), "preempted");
+  EXPECT_TRUE(wait_until([&] { return !fs::exists(dir_ / "nodes" / node / "work"); }, seconds(10)))
+      << "the preempted node's work directory (its disk) is still there";
+  EXPECT_TRUE(cohort({"job", "cancel", id}).status.success());
+}
+
 TEST_F(ClusterTest, NoFalseLostWhileEveryCoreIsSaturated) {
   create_cluster(1, 1, 60);
   ASSERT_TRUE(wait_until([&] { return live_nodes() == 1; }, seconds(30)));

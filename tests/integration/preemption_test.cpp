@@ -32,19 +32,13 @@ TEST_F(PreemptionTest, DigitsSurvivesANoticeWithNothingLostAndTheSameAccuracy) {
                                              "resources: {instance_count: 2}\n"
                                              "checkpoint: {dir: " +
                                              ckpt.string() + "}\n");
-  Captured r = cohort({"job", "submit", spec.string()});
-  ASSERT_TRUE(r.status.success()) << r.err;
-  const std::string id = r.out.substr(0, r.out.find('\n'));
+  const std::string id = submit_job(spec);
+  ASSERT_FALSE(id.empty());
 
   // Mid-run, off a checkpoint step, so the notice's own checkpoint is what saves the work.
-  json job;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        job = cohort_json({"job", "show", id});
-        return job.value("state", "") == "running" && int64_of(job["attempts"][0], "last_step") >= 2000;
-      },
-      seconds(90)))
-      << job.dump(2);
+  json job = wait_for_running(
+      id, [](const json& j) { return int64_of(j["attempts"][0], "last_step") >= 2000; }, seconds(90));
+  ASSERT_EQ(job.value("state", ""), "running");
   const std::string victim = job["attempts"][0]["nodes"][1];
   Captured p = cohort({"node", "preempt", victim, "--notice-seconds", "30"});
   ASSERT_TRUE(p.status.success()) << p.err;
