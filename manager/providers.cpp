@@ -86,8 +86,13 @@ class LocalProvider final : public NodeProvider {
     // The pid may be reused once the runner is gone: only signal a process that is our runner.
     const bool alive = is_runner(pid, node);
     if (how == Removal::kAtOnce) {
-      if (alive) (void)kill_node_processes(pid, kHolderComm);
-      kill_net_namespace(ns, kHolderComm);
+      // The runner is in its namespace: one pass takes it and everything else there. Without a
+      // namespace of its own (not root), its process tree.
+      if (ns != 0) {
+        kill_net_namespace(ns, kHolderComm);
+      } else if (alive) {
+        (void)kill_node_processes(pid, kHolderComm);
+      }
     } else if (alive) {
       ::kill(pid, SIGTERM);  // the runner stops its job's processes with their grace, then exits
     }

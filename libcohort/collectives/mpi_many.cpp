@@ -73,7 +73,11 @@ Status MpiCommunicator::allreduce_many(std::span<const Buffer> tensors, ReduceOp
   std::vector<std::size_t> starts{0};
   starts.reserve(tensors.size() + 1);
   for (std::size_t i = 0; i < tensors.size(); ++i) {
-    COHORT_TRY(check_buffer(tensors[i], "allreduce_many tensor " + std::to_string(i)));
+    // The message is built only for a bad tensor: this loop runs for every tensor of every step.
+    const Buffer& t = tensors[i];
+    if (t.device != Device::kHost || (t.data == nullptr && t.count != 0)) {
+      COHORT_TRY(check_buffer(t, "allreduce_many tensor " + std::to_string(i)));
+    }
     if (tensors[i].dtype != dtype) {
       return invalid_argument("allreduce_many tensor " + std::to_string(i) + " is " +
                               std::string(dtype_name(tensors[i].dtype)) + ", tensor 0 " +
