@@ -269,10 +269,7 @@ void Runner::apply(const v1::HeartbeatResponse& response) {
   if (response.preempt_deadline_ms() != 0) {
     if (preempt_deadline_ms_ != response.preempt_deadline_ms()) {
       preempt_deadline_ms_ = response.preempt_deadline_ms();
-      logger()->warn(
-          "preemption notice: this node goes in {} ms; telling its jobs",
-          preempt_deadline_ms_ -
-              std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+      logger()->warn("preemption notice: this node goes in {} ms; telling its jobs", preempt_deadline_ms_ - unix_ms());
     }
     table_->notify_preemption(preempt_deadline_ms_);  // also tasks that started since
   }

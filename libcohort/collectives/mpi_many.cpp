@@ -72,19 +72,23 @@ Status MpiCommunicator::allreduce_many(std::span<const Buffer> tensors, ReduceOp
   const std::size_t elem = dtype_size(dtype);
   std::vector<std::size_t> starts{0};
   starts.reserve(tensors.size() + 1);
+  // What the chunk datatypes depend on: the tensors' addresses and sizes, then the element size.
+  std::vector<std::pair<const void*, std::size_t>> key;
+  key.reserve(tensors.size() + 1);
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     // The message is built only for a bad tensor: this loop runs for every tensor of every step.
     const Buffer& t = tensors[i];
     if (t.device != Device::kHost || (t.data == nullptr && t.count != 0)) {
       COHORT_TRY(check_buffer(t, "allreduce_many tensor " + std::to_string(i)));
     }
-    if (tensors[i].dtype != dtype) {
-      return invalid_argument("allreduce_many tensor " + std::to_string(i) + " is " +
-                              std::string(dtype_name(tensors[i].dtype)) + ", tensor 0 " +
-                              std::string(dtype_name(dtype)) + ": one call reduces one dtype");
+    if (t.dtype != dtype) {
+      return invalid_argument("allreduce_many tensor " + std::to_string(i) + " is " + std::string(dtype_name(t.dtype)) +
+                              ", tensor 0 " + std::string(dtype_name(dtype)) + ": one call reduces one dtype");
     }
-    starts.push_back(starts.back() + tensors[i].bytes());
+    starts.push_back(starts.back() + t.bytes());
+    key.emplace_back(t.data, t.bytes());
   }
+  key.emplace_back(nullptr, elem);
   COHORT_TRY(check_reduce_op(dtype, op));
   const std::size_t total = starts.back() / elem;  // elements
   std::string what = "allreduce_many " + std::string(reduce_op_name(op)) + " of " + std::to_string(tensors.size()) +
@@ -98,11 +102,6 @@ Status MpiCommunicator::allreduce_many(std::span<const Buffer> tensors, ReduceOp
   const int right = (rank_ + 1) % n, left = (rank_ + n - 1) % n;
 
   // The chunks' datatypes: the last call's when the tensors are the same, else made anew.
-  std::vector<std::pair<const void*, std::size_t>> key;
-  key.reserve(tensors.size() + 1);
-  for (const Buffer& t : tensors)
-    key.emplace_back(t.data, t.bytes());
-  key.emplace_back(nullptr, elem);
   if (key != many_.key) {
     many_.free_types();
     for (int c = 0; c < n; ++c) {
