@@ -123,6 +123,21 @@ class ClusterFixture : public ::testing::Test {
     ASSERT_FALSE(token_.empty());
   }
 
+  // "pid 12 (sleep) state S, ..." from /proc: what a failed wait for processes to end left.
+  static std::string describe_processes(const std::vector<pid_t>& pids) {
+    std::string out;
+    for (pid_t pid : pids) {
+      std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+      std::string s;
+      std::getline(stat, s);
+      const auto open = s.find('('), close = s.rfind(')');
+      out += (out.empty() ? "" : ", ") + std::string("pid ") + std::to_string(pid);
+      if (open != std::string::npos && close != std::string::npos && close + 2 < s.size())
+        out += " " + s.substr(open, close - open + 1) + " state " + s[close + 2];
+    }
+    return out;
+  }
+
   static std::vector<pid_t> processes_mentioning(const std::string& text) {
     std::vector<pid_t> out;
     for (const auto& e : fs::directory_iterator("/proc")) {

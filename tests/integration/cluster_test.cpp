@@ -199,7 +199,9 @@ TEST_F(ClusterTest, APreemptedNodeGoesAtItsDeadlineWhateverItsJobDoes) {
   const auto noticed = steady_clock::now();
   Captured p = cohort({"node", "preempt", node, "--notice-seconds", "2"});
   ASSERT_TRUE(p.status.success()) << p.err;
-  ASSERT_TRUE(wait_until([&] { return processes_in_net_namespace(ns).empty(); }, seconds(20)));
+  std::vector<pid_t> left;
+  ASSERT_TRUE(wait_until([&] { return (left = processes_in_net_namespace(ns)).empty(); }, seconds(20)))
+      << "still in the preempted node's namespace: " << describe_processes(left);
   const double took = duration<double>(steady_clock::now() - noticed).count();
   // The 2 s notice, a scheduler tick and the kill; a graceful stop would add its 5 s grace.
   EXPECT_LE(took, 4.0) << "the node's processes went " << took << " s after a 2 s notice";
