@@ -227,6 +227,13 @@ Status JobProcess::signal_group(int sig) const {
   return {};
 }
 
+Status JobProcess::signal_leader(int sig) const {
+  if (group_ <= 0 || status_) return {};
+  if (::kill(group_, sig) != 0 && errno != ESRCH)
+    return errno_status("kill", errno, "process " + std::to_string(group_));
+  return {};
+}
+
 Result<std::optional<ExitStatus>> JobProcess::wait_for(std::chrono::milliseconds timeout) {
   if (status_) return status_;
   if (pidfd_ < 0) pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, keeper_, 0));

@@ -48,6 +48,8 @@ class JobProcess {
 
   // Sends `sig` to every process of the job's group; a no-op once the job has ended.
   Status signal_group(int sig) const;
+  // Sends `sig` to the group's leader alone (the shell, or what it exec'd); a no-op once the job has ended.
+  Status signal_leader(int sig) const;
   // The job's end, or nullopt when it still runs after `timeout`.
   Result<std::optional<ExitStatus>> wait_for(std::chrono::milliseconds timeout);
 

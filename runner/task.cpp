@@ -352,7 +352,8 @@ void Task::run() {
 }
 
 void Task::wait_ready(JobProcess& process) {
-  const auto until = Clock::now() + env_.ready_timeout;
+  auto until = Clock::now() + env_.ready_timeout;
+  bool stop_seen = false;
   const fs::path ready_file = run_dir() / "ready";
   for (;;) {
     std::error_code ec;
@@ -374,7 +375,16 @@ void Task::wait_ready(JobProcess& process) {
       std::lock_guard lock(mu_);
       stopping = stop_cause_.has_value();
     }
-    if ((ended.ok() && ended->has_value()) || stopping) return;  // watch() reports the end
+    if (ended.ok() && ended->has_value()) return;  // watch() reports the end
+    // A container's init is pid 1 of its namespace: a SIGTERM that runc forwards before init
+    // blocked it (init says ready after) is dropped, and the job would wait out the grace for its
+    // SIGKILL. So a stop waits for init, as long as a grace, before watch() signals.
+    if (stopping && !container_) return;
+    if (stopping && !stop_seen) {
+      stop_seen = true;
+      until = std::min(until, Clock::now() + env_.stop_grace);
+    }
+    if (stopping && Clock::now() >= until) return;
     if (Clock::now() >= until) {
       const std::string why = std::string(container_ ? "its container" : "its first process") + " was not up after " +
                               std::to_string(env_.ready_timeout.count() / 1000) + " s";
@@ -416,7 +426,7 @@ std::pair<ExitStatus, std::string> Task::watch(JobProcess& process) {
       stopping = stop_cause_.has_value();
     }
     if (stopping && !term_sent) {
-      (void)process.signal_group(SIGTERM);
+      (void)signal_job(process, SIGTERM);
       term_sent = now;
     } else if (term_sent && !kill_sent && now - *term_sent >= env_.stop_grace) {
       logger()->warn("job {} attempt {}: still running {} ms after SIGTERM: SIGKILL", assignment_.job(),
@@ -425,6 +435,14 @@ std::pair<ExitStatus, std::string> Task::watch(JobProcess& process) {
       kill_sent = true;
     }
   }
+}
+
+Status Task::signal_job(JobProcess& process, int sig) const {
+  // A container's group holds `runc run` and, while it starts, the `runc init` it re-executed: a
+  // signal there breaks the start ("can't get final child's PID from pipe"). `runc run` forwards
+  // what it gets to the container's init, queued until that init exists; the container's own
+  // processes are in a session of their own, out of the group's reach anyway.
+  return container_ ? process.signal_leader(sig) : process.signal_group(sig);
 }
 
 ExitStatus Task::init_exit(ExitStatus st) const {
@@ -560,7 +578,7 @@ void Task::deliver_notice(JobProcess& process) {
   }
   const std::string& sig = assignment_.notice_signal();
   const int signo = sig == "SIGUSR1" ? SIGUSR1 : sig == "SIGUSR2" ? SIGUSR2 : 0;
-  if (signo != 0) (void)process.signal_group(signo);
+  if (signo != 0) (void)signal_job(process, signo);
   note("preemption notice: the node goes at " + std::string(iso) + " (in " + std::to_string((deadline - now) / 1000) +
        " s)" + (signo != 0 ? "; sent " + sig : ""));
   std::lock_guard lock(mu_);

@@ -127,6 +127,8 @@ class Task {
                                                 std::filesystem::file_time_type& seen);
   void read_progress();  // progress, and libcohort's restored and checkpoint files
   void deliver_notice(JobProcess& process);
+  // A stop's or a notice's signal, sent where the job gets it (see task.cpp).
+  Status signal_job(JobProcess& process, int sig) const;
   // What `runc run` reports as 128 + N is a signal when init, pid 1 there, says it ended by N.
   ExitStatus init_exit(ExitStatus st) const;
   void read_rank_reports();

@@ -33,6 +33,9 @@ struct FakeManagerState {
   std::int64_t interval_ms = 100;
   std::vector<v1::Assignment> assigned;  // sent in `start` while the runner does not report them
   std::vector<v1::StopTask> stops;       // sent once
+  // Sent once, in the reply to the first heartbeat that reports the job running: a stop that
+  // reaches the runner as early as a manager's can.
+  std::map<std::string, v1::StopTask> stops_once_running;
   bool drain = false;
   bool shutdown = false;
   std::string code_tar_gz;
@@ -99,6 +102,12 @@ class FakeRunnerService final : public v1::RunnerService::Service {
     }
     for (const auto& stop : s_.stops)
       *out->add_stop() = stop;
+    for (const auto& t : rq->tasks()) {
+      auto it = s_.stops_once_running.find(t.job());
+      if (t.state() != "running" || it == s_.stops_once_running.end()) continue;
+      *out->add_stop() = it->second;
+      s_.stops_once_running.erase(it);
+    }
     s_.stops.clear();
     out->set_drain(s_.drain);
     out->set_shutdown(s_.shutdown);

@@ -302,6 +302,43 @@ TEST_F(RunnerIntegrationTest, StopEndsTheTask) {
   EXPECT_TRUE(processes_of_job(a.job()).empty());
 }
 
+// The stop comes in the reply to the heartbeat that first says "running", which may be before the
+// container's init has started. The job may die of that SIGTERM before its trap is set, or run its
+// trap; what must not happen is runc itself broken by it (its `runc init` killed midway).
+TEST_F(RunnerIntegrationTest, AStopAsSoonAsTheTaskRunsReachesTheJob) {
+  {
+    std::lock_guard lock(m().mu);
+    m().interval_ms = 10;  // the first "running" reaches the manager while runc is still starting
+  }
+  start_runner();
+  for (int round = 0; round < 10; ++round) {
+    v1::Assignment a = assign("trap 'echo bye; exit 0' TERM; while :; do sleep 0.05; done");
+    {
+      std::lock_guard lock(m().mu);
+      v1::StopTask stop;
+      stop.set_job(a.job());
+      stop.set_attempt(1);
+      stop.set_reason("the job was canceled");
+      m().stops_once_running[a.job()] = stop;
+    }
+    give(a);
+    ASSERT_TRUE(reported_as(a.job(), "exited", 15s)) << "round " << round;
+    const v1::TaskStatus end = last(a.job());
+    const bool trapped = end.exit_code() == 0 && end.signal() == 0;
+    EXPECT_TRUE(trapped || end.signal() == SIGTERM) << "round " << round << ": " << end.cause();
+    EXPECT_TRUE(end.cause().starts_with("stopped by the manager: the job was canceled: "))
+        << "round " << round << ": " << end.cause();
+    if (trapped) {
+      EXPECT_TRUE(m().wait([&] { return m().logs[a.job()].find("bye\n") != std::string::npos; }, 5s))
+          << logs_of(a.job());
+    }
+    EXPECT_EQ(logs_of(a.job()).find("runc run failed"), std::string::npos) << logs_of(a.job());
+    if (HasFailure()) std::cerr << "the job's log:\n" << logs_of(a.job());
+    EXPECT_TRUE(processes_of_job(a.job()).empty());
+    if (HasFailure()) return;
+  }
+}
+
 TEST_F(RunnerIntegrationTest, AManagerRestartDoesNotEndTheTask) {
   start_runner();
   v1::Assignment a = assign("i=0; while :; do echo line $i; i=$((i+1)); sleep 0.05; done");
