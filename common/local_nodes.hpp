@@ -78,4 +78,26 @@ std::vector<pid_t> processes_in_net_namespace(ino_t ns);
 // SIGKILL to every process of processes_in_net_namespace(ns) not named `holder_comm`; how many.
 int kill_net_namespace(ino_t ns, std::string_view holder_comm);
 
+// A network namespace held open. The kernel gives a freed namespace's inode number to the next
+// namespace made (the lowest free one), so an inode names a node's namespace only while something
+// holds it: a node made after a removal gets the removed node's number. Holding it keeps the
+// namespace (not its processes) alive, and the number its own.
+class NetNamespaceRef {
+ public:
+  // The namespace of process `pid`; NotFound when it is gone.
+  static Result<NetNamespaceRef> of_process(pid_t pid);
+  NetNamespaceRef(NetNamespaceRef&& other) noexcept;
+  NetNamespaceRef& operator=(NetNamespaceRef&& other) noexcept;
+  NetNamespaceRef(const NetNamespaceRef&) = delete;
+  NetNamespaceRef& operator=(const NetNamespaceRef&) = delete;
+  ~NetNamespaceRef();
+
+  ino_t inode() const noexcept { return inode_; }
+
+ private:
+  NetNamespaceRef(int fd, ino_t inode) : fd_(fd), inode_(inode) {}
+  int fd_ = -1;
+  ino_t inode_ = 0;
+};
+
 }  // namespace cohort

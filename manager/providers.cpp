@@ -7,6 +7,9 @@
 
 #include <chrono>
 #include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 #include "cohort/log.hpp"
@@ -55,12 +58,16 @@ class LocalProvider final : public NodeProvider {
     std::ofstream(dir / "runner.pid") << pid << "\n";
     // The runner waits (bounded) for its address before it registers; a failure here is an
     // event, and the runner, left without one, exits and is never registered.
-    std::thread([network = network_, pid, isolated, dir, cluster = cluster.name(), node, report = c_.report]() mutable {
+    std::thread([network = network_, namespaces = namespaces_, pid, isolated, dir, cluster = cluster.name(), node,
+                 report = c_.report]() mutable {
       if (isolated) {
         auto address = network.attach(pid, node);
         if (address.ok()) {
-          // The node's namespace, by which its processes are found once the runner is gone.
-          std::ofstream(dir / "netns") << net_namespace_of(pid) << "\n";
+          // The node's namespace, by which its processes are found once the runner is gone; held
+          // until the node is removed, so that no later node's namespace gets its number.
+          auto ns = NetNamespaceRef::of_process(pid);
+          std::ofstream(dir / "netns") << (ns.ok() ? ns->inode() : 0) << "\n";
+          if (ns.ok()) namespaces->hold(node, std::move(ns).value());
           logger()->info("local provider: node {} is {} (runner pid {})", node, *address, pid);
         } else {
           logger()->error("local provider: node {}: {}", node, address.status().to_string());
@@ -81,10 +88,18 @@ class LocalProvider final : public NodeProvider {
     const auto dir = node_dir(node);
     const pid_t pid = read_pid_file(dir / "runner.pid");
     if (pid <= 1) return {};  // never started
-    ino_t ns = 0;
-    std::ifstream(dir / "netns") >> ns;
+    ino_t recorded = 0;
+    std::ifstream(dir / "netns") >> recorded;
     // The pid may be reused once the runner is gone: only signal a process that is our runner.
     const bool alive = is_runner(pid, node);
+    std::shared_ptr<NetNamespaceRef> held = namespaces_->take(node);
+    if (!held && recorded != 0 && alive) {  // a manager restarted since the node was made
+      auto ns = NetNamespaceRef::of_process(pid);
+      if (ns.ok() && ns->inode() == recorded) held = std::make_shared<NetNamespaceRef>(std::move(ns).value());
+    }
+    // Without a hold (the runner gone before this manager saw it) the recorded number is the best
+    // there is, unless a node this manager holds has it now.
+    const ino_t ns = held ? held->inode() : namespaces_->holds(recorded) ? 0 : recorded;
     if (how == Removal::kAtOnce) {
       // The runner is in its namespace: one pass takes it and everything else there. Without a
       // namespace of its own (not root), its process tree.
@@ -97,7 +112,7 @@ class LocalProvider final : public NodeProvider {
       ::kill(pid, SIGTERM);  // the runner stops its job's processes with their grace, then exits
     }
     const auto grace = how == Removal::kAtOnce ? 2s : config::get(config::kStopGrace) + 2s;
-    std::thread([pid, node, grace, ns, dir] {
+    std::thread([pid, node, grace, ns, held, dir] {
       const auto deadline = std::chrono::steady_clock::now() + grace;
       while (std::chrono::steady_clock::now() < deadline && is_runner(pid, node))
         std::this_thread::sleep_for(50ms);
@@ -126,8 +141,38 @@ class LocalProvider final : public NodeProvider {
     return process_matches(pid, {"cohort-runner", std::string(1, '\0') + node + std::string(1, '\0')});
   }
 
+  // Each node's namespace, held from its making to the end of its removal (threads of either
+  // may outlive the provider).
+  class Namespaces {
+   public:
+    void hold(const std::string& node, NetNamespaceRef ns) {
+      std::lock_guard lock(mu_);
+      held_[node] = std::make_shared<NetNamespaceRef>(std::move(ns));
+    }
+    std::shared_ptr<NetNamespaceRef> take(const std::string& node) {
+      std::lock_guard lock(mu_);
+      auto it = held_.find(node);
+      if (it == held_.end()) return nullptr;
+      auto ns = std::move(it->second);
+      held_.erase(it);
+      return ns;
+    }
+    bool holds(ino_t inode) {
+      std::lock_guard lock(mu_);
+      for (const auto& [node, ns] : held_) {
+        if (ns->inode() == inode) return true;
+      }
+      return false;
+    }
+
+   private:
+    std::mutex mu_;
+    std::map<std::string, std::shared_ptr<NetNamespaceRef>> held_;
+  };
+
   ProviderContext c_;
   LocalNodeNetwork network_;
+  std::shared_ptr<Namespaces> namespaces_ = std::make_shared<Namespaces>();
 };
 
 // Runs the cluster's scripts in the background, as Slurm runs ResumeProgram: the node's

@@ -164,8 +164,10 @@ TEST_F(ChaosTest, ANodeCutOffIsLostAndTheJobResumesFromItsCheckpoint) {
   json job = digits_past_step_2000(id, want);
   const std::string victim = job["attempts"][0]["nodes"][0];  // the head: mpirun and rank 0
   const pid_t runner = std::stoi(read_word(dir_ / "nodes" / victim / "runner.pid"));
-  const ino_t ns = net_namespace_of(runner);
-  ASSERT_NE(ns, 0u);
+  // Held: the node made to replace this one would get its namespace's number.
+  auto held = NetNamespaceRef::of_process(runner);
+  ASSERT_TRUE(held.ok()) << held.status().to_string();
+  const ino_t ns = held->inode();
   ASSERT_TRUE(run_ip_batch(runner, "link set eth0 down\n").ok());
   ASSERT_EQ(::kill(runner, SIGSTOP), 0);
   EXPECT_EQ(wait_for_node_state(victim, "lost", seconds(30)), "lost");

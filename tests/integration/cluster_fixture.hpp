@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
@@ -41,12 +42,15 @@ class ClusterFixture : public ::testing::Test {
   void SetUp() override {
     dir_ = fs::temp_directory_path() / unique_job_id("cohort-cluster-test");
     fs::create_directories(dir_);
+    watcher_ = std::jthread([this](std::stop_token stop) { hold_node_namespaces(stop); });
     up();
   }
 
   void TearDown() override {
     if (HasFailure()) print_logs();
     auto r = run_captured({.argv = {bin("cohort"), "down", "--state-dir", dir_.string()}}, seconds(30));
+    watcher_.request_stop();
+    if (watcher_.joinable()) watcher_.join();
     EXPECT_TRUE(r.ok() && r->status.success()) << (r.ok() ? r->err : r.status().to_string());
     // Nothing of this state directory may outlive the test.
     for (pid_t pid : processes_mentioning(dir_.string())) {
@@ -64,12 +68,16 @@ class ClusterFixture : public ::testing::Test {
     std::error_code ec;
     for (const auto& node : fs::directory_iterator(dir_ / "nodes", ec)) {
       if (!node.is_directory()) continue;
-      ino_t ns = 0;
-      std::ifstream(node.path() / "netns") >> ns;
+      ino_t recorded = 0;
+      std::ifstream(node.path() / "netns") >> recorded;
       // As root every node is a namespace of its own, and the provider records which.
       if (::geteuid() == 0) {
-        EXPECT_NE(ns, 0u) << "no namespace recorded for " << node.path();
+        EXPECT_NE(recorded, 0u) << "no namespace recorded for " << node.path();
       }
+      // Only a namespace held since the node was seen is known to be this node's (not a later
+      // node's, of this test or another, which the kernel gave the same number).
+      const auto held = held_namespaces_.find(node.path().filename().string());
+      const ino_t ns = held != held_namespaces_.end() && held->second.inode() == recorded ? recorded : 0;
       std::vector<pid_t> left;
       wait_until([&] { return (left = processes_in_net_namespace(ns)).empty(); }, seconds(10));
       for (pid_t pid : left) {
@@ -271,8 +279,29 @@ class ClusterFixture : public ::testing::Test {
     return j[field].is_string() ? std::stoll(j[field].get<std::string>()) : j[field].get<std::int64_t>();
   }
 
+  // Holds each node's namespace from when its number is recorded (polled), for
+  // expect_no_node_left(): a namespace's number is its own only while someone holds it.
+  void hold_node_namespaces(const std::stop_token& stop) {
+    while (!stop.stop_requested()) {
+      std::error_code ec;
+      for (const auto& node : fs::directory_iterator(dir_ / "nodes", ec)) {
+        const std::string name = node.path().filename().string();
+        if (held_namespaces_.contains(name)) continue;
+        ino_t recorded = 0;
+        std::ifstream(node.path() / "netns") >> recorded;
+        const std::string pid = read_word(node.path() / "runner.pid");
+        if (recorded == 0 || pid.empty()) continue;
+        auto ns = NetNamespaceRef::of_process(std::stoi(pid));
+        if (ns.ok() && ns->inode() == recorded) held_namespaces_.emplace(name, std::move(ns).value());
+      }
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+  }
+
   fs::path dir_;
   std::string address_, token_;
+  std::map<std::string, NetNamespaceRef> held_namespaces_;  // by node; written by watcher_ alone until it ends
+  std::jthread watcher_;
 };
 
 }  // namespace cohort::testing

@@ -5,10 +5,12 @@
 
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <regex>
 #include <thread>
 
 #include "digits_support.hpp"
+#include "local_nodes.hpp"
 #include "test_support.hpp"
 
 namespace cohort::testing {
@@ -109,6 +111,39 @@ TEST_F(NodesTest, DigitsTrainsAcrossTwoNodesLikeOneProcess) {
   EXPECT_LE(max_abs_diff(read_weights(w1), read_weights(w4)), 1e-9);  // the tolerance of digits_run_test
   std::remove(w1.c_str());
   std::remove(w4.c_str());
+}
+
+// The kernel gives a freed namespace's number to the next one made, so a node's namespace is known
+// by its number only while it is held: the local provider holds each node's until its removal ends,
+// lest the removal's kill pass reach the node made after it.
+TEST(NetNamespaceRefTest, AHeldNamespaceKeepsItsNumberFromTheNextOne) {
+  if (!is_root()) GTEST_SKIP() << "making network namespaces needs root; skipped as uid " << geteuid();
+  const ino_t ours = net_namespace_of(getpid());
+  auto in_a_new_namespace = [&]() -> std::optional<Subprocess> {
+    auto p = Subprocess::spawn({.argv = {"unshare", "--net", "sleep", "30"}});
+    if (!p.ok()) return std::nullopt;
+    const auto until = std::chrono::steady_clock::now() + seconds(5);
+    for (;;) {
+      const ino_t ns = net_namespace_of(p->pid());
+      if (ns != ours && ns != 0) return std::move(p).value();
+      if (std::chrono::steady_clock::now() >= until) return std::nullopt;
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+  };
+  auto first = in_a_new_namespace();
+  ASSERT_TRUE(first.has_value()) << "unshare --net did not make a namespace";
+  auto held = NetNamespaceRef::of_process(first->pid());
+  ASSERT_TRUE(held.ok()) << held.status().to_string();
+  ASSERT_EQ(held->inode(), net_namespace_of(first->pid()));
+  first->terminate(milliseconds(500));
+  EXPECT_TRUE(processes_in_net_namespace(held->inode()).empty());
+  for (int i = 0; i < 3; ++i) {
+    auto next = in_a_new_namespace();
+    ASSERT_TRUE(next.has_value()) << "unshare --net did not make a namespace";
+    EXPECT_NE(net_namespace_of(next->pid()), held->inode()) << "a new namespace got the number of one still held";
+    next->terminate(milliseconds(500));
+  }
+  EXPECT_FALSE(NetNamespaceRef::of_process(first->pid()).ok()) << "a gone process still names a namespace";
 }
 
 TEST(NodesWithoutRootTest, RefusedWithAClearError) {
