@@ -15,6 +15,9 @@
 //                    -- PROGRAM [ARGS...]
 //       The first process of a job's container (or of a plain-process job) on a node: starts the
 //       node's ranks under `cohort-exec rank`, reaps, fails fast. See exec_init.hpp.
+//   cohort-exec keep RUNNER_PID -- PROGRAM [ARGS...]
+//       What the runner starts for each job attempt: keeps PROGRAM's process group, kills it when
+//       the runner dies, ends as PROGRAM did. See exec_keep.hpp.
 //
 // It links nothing heavy: it starts once per rank and its start-up is launch latency.
 #include <fcntl.h>
@@ -35,6 +38,7 @@
 
 #include "exec_bridge.hpp"
 #include "exec_init.hpp"
+#include "exec_keep.hpp"
 #include "file_write.hpp"
 #include "line_prefixer.hpp"
 #include "local_nodes.hpp"
@@ -221,8 +225,10 @@ int main(int argc, char** argv) {
       "       cohort-exec node HOST COMMAND...\n"
       "       cohort-exec bridge [ssh options] HOST COMMAND...\n"
       "       cohort-exec init [--ranks N] [--ready-file PATH] [--grace-ms MS] [--idle | --plain] [--merge-output]\n"
-      "                        -- PROGRAM [ARGS...]";
+      "                        -- PROGRAM [ARGS...]\n"
+      "       cohort-exec keep RUNNER_PID -- PROGRAM [ARGS...]";
   if (argc >= 2 && std::strcmp(argv[1], "init") == 0) cohort::run_init(argv[0], argc - 2, argv + 2);
+  if (argc >= 2 && std::strcmp(argv[1], "keep") == 0) cohort::run_keep(argc - 2, argv + 2);
   // `cohort-exec init` starts ranks through /proc/self/exe, which names them "exe": name them
   // as ps and pgrep users expect.
   char comm[16] = {};

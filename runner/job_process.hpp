@@ -1,11 +1,12 @@
 // One job attempt's process tree on this node, behind a small "keeper" process.
 //
-// The runner forks a keeper; the keeper forks `/bin/sh -c COMMAND` as the leader of a new process
-// group and waits. The keeper's PR_SET_PDEATHSIG tells it when the runner is gone (even after a
-// SIGKILL), and it then kills the job's whole process group; PR_SET_PDEATHSIG on the shell alone
-// would leave the shell's own children running. When the shell ends, the keeper kills what is
-// left of its group (background processes of a finished job), then ends the same way the shell
-// did (exit code or signal), so waiting for the keeper is waiting for the job.
+// The runner spawns `cohort-exec keep` (launcher/exec_keep.hpp); the keeper forks the job's
+// program as the leader of a new process group and waits. The keeper's PR_SET_PDEATHSIG tells it
+// when the runner is gone (even after a SIGKILL), and it then kills the job's whole process group;
+// PR_SET_PDEATHSIG on the job alone would leave its own children running. When the job's leader
+// ends, the keeper kills what is left of its group (background processes of a finished job), then
+// ends the same way the leader did (exit code or signal), so waiting for the keeper is waiting for
+// the job.
 //
 // The runner stops a job by signalling its process group (SIGTERM, then SIGKILL).
 #pragma once
@@ -24,7 +25,8 @@
 namespace cohort::runner {
 
 struct JobProcessSpec {
-  std::string command;                      // run as /bin/sh -c COMMAND
+  std::vector<std::string> argv;            // the job's program (looked up on its PATH) and arguments
+  std::filesystem::path keeper;             // cohort-exec
   std::filesystem::path working_directory;  // must exist
   std::filesystem::path log_file;           // stdout and stderr are appended here (created 0644)
   std::vector<std::string> environment;     // "NAME=value": the job's whole environment

@@ -58,23 +58,6 @@ std::vector<std::string> runner_environment_for_jobs() {
   return out;
 }
 
-std::string shell_join(const std::vector<std::string>& argv) {
-  std::string out;
-  for (const auto& a : argv) {
-    if (!out.empty()) out += ' ';
-    out += '\'';
-    for (char c : a) {
-      if (c == '\'') {
-        out += "'\\''";
-      } else {
-        out += c;
-      }
-    }
-    out += '\'';
-  }
-  return out;
-}
-
 std::vector<fs::path> gpu_devices() {
   std::vector<fs::path> out;
   std::error_code ec;
@@ -175,7 +158,7 @@ std::string Task::container_id() const {
   return id;
 }
 
-Result<std::string> Task::plan() {
+Result<std::vector<std::string>> Task::plan() {
   const std::string& runtime = assignment_.runtime();
   const std::string& image = assignment_.image();
   const bool host_image = image.empty() || image == "host";
@@ -197,7 +180,7 @@ Result<std::string> Task::plan() {
     base = env_.base_environment;
   }
   COHORT_ASSIGN_OR_RETURN(plan_, plan_launch(assignment_, facts, base));
-  if (!container) return "exec " + shell_join(plan_.argv);
+  if (!container) return plan_.argv;
 
   // The job's user must write its run directory, outputs and checkpoints.
   std::vector<fs::path> writable = {run_dir()};
@@ -273,7 +256,7 @@ Result<std::string> Task::plan() {
   }
   set_phase("starting its container");
   COHORT_TRY(write_bundle(spec).with_context("writing the container's bundle"));
-  std::string command = "exec " + shell_join(env_.runc->run_argv(spec));
+  std::vector<std::string> command = env_.runc->run_argv(spec);
   container_ = std::move(spec);
   return command;
 }
@@ -326,7 +309,8 @@ void Task::run() {
     bridge_ = std::move(bridge).value();
   }
   // The keeper's environment: the container's is in its bundle, and runc wants the runner's.
-  JobProcessSpec spec{*command, dir_ / "code", log_path(), container_ ? env_.base_environment : plan_.env};
+  JobProcessSpec spec{*command, env_.bin_dir / "cohort-exec", dir_ / "code", log_path(),
+                      container_ ? env_.base_environment : plan_.env};
   auto process = env_.spawner->start(spec);
   if (!process.ok()) return fail(process.status());
   {

@@ -112,8 +112,8 @@ class Task {
  private:
   void run();
   Status prepare();
-  Result<std::string> plan();  // the command the keeper runs; fills plan_ and container_
-  void gate_on_peers();        // on a thread of its own: creates plan_.go_file, or stops the task
+  Result<std::vector<std::string>> plan();  // what the keeper runs; fills plan_ and container_
+  void gate_on_peers();                     // on a thread of its own: creates plan_.go_file, or stops the task
   bool stop_requested() const;
   void wait_ready(JobProcess& process);
   // Until the first process ends: how it ended and the cause to report.
