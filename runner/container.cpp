@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -472,6 +474,54 @@ Result<std::vector<std::string>> Runc::list(const std::string& prefix) const {
     start = end + 1;
   }
   return ids;
+}
+
+Result<fs::path> sealed_runc_copy(const fs::path& binary, const fs::path& dir) {
+  fs::path source = binary;
+  if (binary.string().find('/') == std::string::npos) {
+    const char* path = std::getenv("PATH");
+    std::string_view rest = path != nullptr ? path : "/usr/sbin:/usr/bin:/sbin:/bin";
+    source.clear();
+    while (source.empty() && !rest.empty()) {
+      const auto colon = rest.find(':');
+      const fs::path candidate = fs::path(rest.substr(0, colon)) / binary;
+      if (::access(candidate.c_str(), X_OK) == 0) source = candidate;
+      rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
+    }
+    if (source.empty()) return Status(Code::kNotFound, "no `" + binary.string() + "` on PATH");
+  }
+  const int in = ::open(source.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return errno_status("open", errno, source.string());
+  const int fd = ::memfd_create("runc", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) {
+    const int e = errno;
+    ::close(in);
+    return errno_status("memfd_create", e);
+  }
+  struct stat st {};
+  Status s = ::fstat(in, &st) == 0 ? Status() : errno_status("fstat", errno, source.string());
+  for (off_t copied = 0; s.ok() && copied < st.st_size;) {
+    const ssize_t n = ::sendfile(fd, in, nullptr, static_cast<std::size_t>(st.st_size - copied));
+    if (n <= 0) s = errno_status("sendfile", n < 0 ? errno : EIO, source.string() + " into a memfd");
+    copied += n > 0 ? n : 0;
+  }
+  ::close(in);
+  // The seals runc checks for (RUNC_MEMFD_SEALS): nothing can change the copy any more.
+  if (s.ok() && ::fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0)
+    s = errno_status("fcntl(F_ADD_SEALS)", errno);
+  const fs::path link = dir / "runc";
+  std::error_code ec;
+  if (s.ok()) {
+    fs::create_directories(dir, ec);
+    fs::remove(link, ec);
+    fs::create_symlink("/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(fd), link, ec);
+    if (ec) s = Status(Code::kIoError, "cannot link " + link.string() + ": " + ec.message());
+  }
+  if (!s.ok()) {
+    ::close(fd);
+    return s;
+  }
+  return link;  // fd stays open: the copy lives as long as this process
 }
 
 Status can_run_containers(const Runc& runc) {

@@ -145,6 +145,13 @@ struct Runc {
   Result<std::vector<std::string>> list(const std::string& prefix) const;
 };
 
+// A sealed in-memory copy of `binary` (runc, looked up on PATH without a slash), and a symlink
+// `dir/runc` to it through /proc/PID/fd, for Runc::binary. runc makes such a copy of itself at
+// every container start (its CVE-2019-5736 defence) unless /proc/self/exe already is one, which is
+// what runc's own memfd-bind tool sets up: the copy cost ~10 ms of a two-node launch here. The
+// memfd stays open (close-on-exec) for this process's life; the symlink works while it lives.
+Result<std::filesystem::path> sealed_runc_copy(const std::filesystem::path& binary, const std::filesystem::path& dir);
+
 // OK when this node can run containers: effective uid 0 and a working `runc --version`; otherwise
 // FailedPrecondition saying why ("runc is not installed ...", "running containers needs the runner to
 // run as root ..."). The runner refuses image jobs with it.

@@ -157,6 +157,11 @@ void Runner::set_up_containers() {
   }
   std::error_code ec;
   std::filesystem::create_directories(runc->root, ec);
+  if (auto sealed = sealed_runc_copy(runc->binary, options_.work_dir / "bin"); sealed.ok()) {
+    runc->binary = *sealed;
+  } else {
+    logger()->warn("runc will copy itself at every container start: {}", sealed.status().message());
+  }
   // Containers of an earlier run of this runner (killed before it could remove them). The runc
   // root is this work directory's own, so every job container in it is one, whatever the node
   // was called then (a static node learns its name from the manager only later).

@@ -3,6 +3,7 @@
 // exit codes, two containers at once, exec, and removal of a running one. The runc tests skip
 // where can_run_containers fails (not root, no runc); each uses its own runc root under /tmp and
 // leaves no container, cgroup or directory behind, even on failure. Every wait is bounded.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -428,6 +429,26 @@ TEST(CanRunContainersTest, SaysWhyNot) {
   EXPECT_EQ(st.code(), Code::kFailedPrecondition) << st.to_string();
   const std::string expected = ::geteuid() == 0 ? "runc is not installed" : "root";
   EXPECT_NE(st.message().find(expected), std::string::npos) << st.message();
+}
+
+TEST(SealedRuncCopyTest, IsASealedCopyThatRunsFromItsLink) {
+  TempDir dir("/tmp/cohort-sealed-XXXXXX");
+  auto link = sealed_runc_copy("true", dir.path());  // any program will do: looked up on PATH
+  ASSERT_TRUE(link.ok()) << link.status().to_string();
+  EXPECT_EQ(*link, dir.path() / "runc");
+  EXPECT_TRUE(fs::is_symlink(*link));
+  const int fd = ::open(link->c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  // What runc checks to skip its own copy (RUNC_MEMFD_SEALS), and a write is refused.
+  EXPECT_EQ(::fcntl(fd, F_GET_SEALS), F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE);
+  EXPECT_LT(::pwrite(fd, "x", 1, 0), 0);
+  ::close(fd);
+  auto ran = run_captured({.argv = {link->string()}}, std::chrono::seconds(10));
+  ASSERT_TRUE(ran.ok()) << ran.status().to_string();
+  EXPECT_TRUE(ran->status.success()) << ran->status.describe();
+  auto missing = sealed_runc_copy("cohort-no-such-runc", dir.path());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("cohort-no-such-runc"), std::string::npos) << missing.status().to_string();
 }
 
 // ---------------------------------------------------------------------------------------------
