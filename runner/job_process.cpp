@@ -134,7 +134,7 @@ Status JobProcess::signal_leader(int sig) const {
   return {};
 }
 
-Result<std::optional<ExitStatus>> JobProcess::wait_for(std::chrono::milliseconds timeout) {
+Result<std::optional<ExitStatus>> JobProcess::wait_for(std::chrono::milliseconds timeout, int also) {
   if (status_) return status_;
   if (pidfd_ < 0) pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, keeper_, 0));
   const auto deadline = Clock::now() + timeout;
@@ -146,12 +146,13 @@ Result<std::optional<ExitStatus>> JobProcess::wait_for(std::chrono::milliseconds
       status_ = ExitStatus::from_wait_status(ws);
       return status_;
     }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    // Rounded up: truncated, a wait of under a millisecond returned at once, and a loop of them spun.
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) return std::optional<ExitStatus>();
-    pollfd pfd{pidfd_, POLLIN, 0};
-    if (pidfd_ < 0 || ::poll(&pfd, 1, static_cast<int>(std::min<long long>(left, 50))) < 0) {
-      ::usleep(5000);  // no pidfd (kernels before 5.3) or an interrupted poll
-    }
+    pollfd pfd[2] = {{pidfd_, POLLIN, 0}, {also, POLLIN, 0}};
+    const int n = ::poll(pfd, also >= 0 ? 2 : 1, static_cast<int>(std::min<long long>(left, 50)));
+    if (n > 0 && also >= 0 && (pfd[1].revents & POLLIN) != 0) return std::optional<ExitStatus>();
+    if (pidfd_ < 0 || n < 0) ::usleep(5000);  // no pidfd (kernels before 5.3) or an interrupted poll
   }
 }
 

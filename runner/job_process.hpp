@@ -52,8 +52,9 @@ class JobProcess {
   Status signal_group(int sig) const;
   // Sends `sig` to the group's leader alone (the shell, or what it exec'd); a no-op once the job has ended.
   Status signal_leader(int sig) const;
-  // The job's end, or nullopt when it still runs after `timeout`.
-  Result<std::optional<ExitStatus>> wait_for(std::chrono::milliseconds timeout);
+  // The job's end, or nullopt when it still runs after `timeout` or, sooner, once `also` (a file
+  // descriptor, -1 for none) is readable.
+  Result<std::optional<ExitStatus>> wait_for(std::chrono::milliseconds timeout, int also = -1);
 
  private:
   JobProcess(pid_t keeper, pid_t group) : keeper_(keeper), group_(group) {}

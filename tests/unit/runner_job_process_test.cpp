@@ -114,6 +114,21 @@ TEST_F(JobProcessTest, AMissingKeeperOrDirectoryIsAnErrorThatNamesIt) {
   EXPECT_NE(p.status().message().find((dir_ / "gone").string()), std::string::npos) << p.status().to_string();
 }
 
+// A wait shorter than the rest of a millisecond must still wait: the runner's readiness loop calls
+// wait_for(1 ms) in a loop, and it spun on a core (returning at once) while containers started.
+TEST_F(JobProcessTest, AShortWaitWaitsItsTime) {
+  auto p = JobProcess::start(spec("sleep 300"));
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  for (int i = 0; i < 20; ++i) {
+    const auto before = std::chrono::steady_clock::now();
+    auto end = p->wait_for(1ms);
+    const auto waited = std::chrono::steady_clock::now() - before;
+    ASSERT_TRUE(end.ok() && !end->has_value());
+    ASSERT_GE(waited, 1ms) << "wait_for(1 ms) came back after "
+                           << std::chrono::duration_cast<std::chrono::microseconds>(waited).count() << " us";
+  }
+}
+
 // PR_SET_PDEATHSIG fires when the spawning thread ends: the keeper must check that its runner is
 // really gone before it kills the job.
 TEST_F(JobProcessTest, TheJobOutlivesTheThreadThatStartedIt) {
