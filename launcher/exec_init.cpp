@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -352,15 +353,30 @@ pid_t start_child(const char* path, const std::vector<char*>& argv,
 }
 
 // Until `path` exists. A stop signal meanwhile ends init as that signal would have, having
-// started nothing. Polled: the runner creates the file once, and 1 ms is the gate's added latency.
+// started nothing. The runner creates the file once: an inotify watch on its directory wakes init
+// then (and costs nothing meanwhile); without one the file is looked at every millisecond.
 void wait_for_file(const std::string& path, int sig_fd) {
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  int watch = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (watch >= 0 && ::inotify_add_watch(watch, dir.c_str(), IN_CREATE | IN_MOVED_TO) < 0) {
+    ::close(watch);
+    watch = -1;
+  }
   while (::access(path.c_str(), F_OK) != 0) {
-    const auto sig = next_signal(sig_fd, Clock::now() + milliseconds(1));
-    if (sig && *sig != SIGCHLD && *sig != SIGUSR1 && *sig != SIGUSR2) {
-      say(std::string("got ") + signal_name(*sig) + " before " + path + " was there: starting nothing");
+    const auto event = next_event(sig_fd, watch, Clock::now() + milliseconds(watch >= 0 ? 100 : 1));
+    if (event && *event == kExecRequest) {  // the directory changed
+      char events[4096];
+      while (::read(watch, events, sizeof events) > 0) {
+      }
+      continue;
+    }
+    if (event && *event != SIGCHLD && *event != SIGUSR1 && *event != SIGUSR2) {
+      say(std::string("got ") + signal_name(*event) + " before " + path + " was there: starting nothing");
       exit_like(ExitStatus{0, SIGTERM});
     }
   }
+  if (watch >= 0) ::close(watch);
 }
 
 [[noreturn]] void run_ranks(const char* self, const InitOptions& o, int sig_fd) {

@@ -425,6 +425,38 @@ TEST_F(ExecInitTest, PlainRunsTheProgramOnceUnwrappedWithItsExit) {
   EXPECT_TRUE(reports().empty()) << "plain mode wrote a rank report";
 }
 
+// The readiness gate's go file: init says ready, then starts nothing until the file is there (made
+// by rename, as the runner does), or ends as a stop signal would with nothing started.
+TEST_F(ExecInitTest, WaitFileHoldsTheProgramUntilItIsThereOrAStop) {
+  const fs::path go = dir_ / "gate" / "go";
+  const fs::path started = dir_ / "started";
+  fs::create_directories(go.parent_path());
+  auto p = Subprocess::spawn(init({"--ready-file", (dir_ / "ready").string(), "--wait-file", go.string(), "--plain",
+                                   "--", "sh", "-c", "touch " + started.string()}));
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  ASSERT_TRUE(wait_until([&] { return fs::exists(dir_ / "ready"); })) << "init never said ready";
+  std::this_thread::sleep_for(milliseconds(200));
+  EXPECT_FALSE(fs::exists(started)) << "the program started before the go file";
+  std::ofstream(go.string() + ".tmp") << "go\n";
+  fs::rename(go.string() + ".tmp", go);
+  auto end = wait_end(*p);
+  ASSERT_TRUE(end.has_value()) << "init did not go on once the file was there";
+  EXPECT_EQ(end->code, 0);
+  EXPECT_TRUE(fs::exists(started));
+
+  fs::remove(started);
+  fs::remove(go);
+  auto q = Subprocess::spawn(init({"--ready-file", (dir_ / "ready2").string(), "--wait-file", go.string(), "--plain",
+                                   "--", "sh", "-c", "touch " + started.string()}));
+  ASSERT_TRUE(q.ok()) << q.status().to_string();
+  ASSERT_TRUE(wait_until([&] { return fs::exists(dir_ / "ready2"); })) << "init never said ready";
+  ASSERT_EQ(::kill(q->pid(), SIGTERM), 0);
+  end = wait_end(*q);
+  ASSERT_TRUE(end.has_value()) << "a stop while init waited for its go file did not end it";
+  EXPECT_EQ(end->signal, SIGTERM);
+  EXPECT_FALSE(fs::exists(started));
+}
+
 TEST_F(ExecInitTest, MergeOutputSendsStderrToStdoutInOrder) {
   auto r = run_init({"--merge-output", "--plain", "--", "sh", "-c", "echo one; echo two >&2; echo three"});
   EXPECT_EQ(r.status.code, 0) << r.err;
