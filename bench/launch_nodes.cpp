@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -44,8 +45,9 @@ class NodesBench {
   ~NodesBench() {
     if (!dir_.empty()) {
       (void)cohort::run_captured({.argv = {cli_, "down", "--state-dir", dir_.string()}}, seconds(60));
+      // COHORT_KEEP_BENCH_DIR keeps the manager's and the runners' logs, for a launch's timeline.
       std::error_code ec;
-      fs::remove_all(dir_, ec);
+      if (std::getenv("COHORT_KEEP_BENCH_DIR") == nullptr) fs::remove_all(dir_, ec);
     }
   }
 
