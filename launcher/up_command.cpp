@@ -1,7 +1,9 @@
 #include "up_command.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,25 +49,44 @@ fs::path sibling(const std::string& program) {
   return fs::read_symlink("/proc/self/exe").parent_path() / program;
 }
 
-// Sends SIGTERM to each, then SIGKILL to those still there after `grace`.
+// Sends SIGTERM to each, then SIGKILL to those still there after `grace`, and returns once each has
+// exited. Exited is what its pidfd says: a process whose command line is already gone may still
+// be freeing its memory and files, and still be in its network namespace.
 void stop_all(const std::vector<std::pair<pid_t, std::string>>& procs, std::chrono::milliseconds grace) {
-  for (const auto& [pid, program] : procs)
-    if (is_process(pid, program)) ::kill(pid, SIGTERM);
-  const auto deadline = std::chrono::steady_clock::now() + grace;
-  for (;;) {
-    bool any = false;
-    for (const auto& [pid, program] : procs)
-      any = any || is_process(pid, program);
-    if (!any) return;
-    if (std::chrono::steady_clock::now() >= deadline) break;
-    std::this_thread::sleep_for(50ms);
-  }
+  std::vector<int> pidfds;
   for (const auto& [pid, program] : procs) {
-    if (is_process(pid, program)) {
-      std::cerr << "cohort: " << program << " " << pid << " did not stop within " << grace.count() << " ms: killed\n";
-      ::kill(pid, SIGKILL);
+    if (!is_process(pid, program)) continue;
+    const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (fd >= 0 && !is_process(pid, program)) {  // the pid was reused between the two looks
+      ::close(fd);
+      continue;
     }
+    if (fd >= 0) pidfds.push_back(fd);
+    ::kill(pid, SIGTERM);
   }
+  auto ended = [&](std::chrono::milliseconds within) {
+    const auto deadline = std::chrono::steady_clock::now() + within;
+    for (;;) {
+      bool all = true;
+      for (int fd : pidfds) {
+        pollfd p{fd, POLLIN, 0};
+        all = all && ::poll(&p, 1, 0) == 1;
+      }
+      if (all || std::chrono::steady_clock::now() >= deadline) return all;
+      std::this_thread::sleep_for(20ms);
+    }
+  };
+  if (!ended(grace)) {
+    for (const auto& [pid, program] : procs) {
+      if (is_process(pid, program)) {
+        std::cerr << "cohort: " << program << " " << pid << " did not stop within " << grace.count() << " ms: killed\n";
+        ::kill(pid, SIGKILL);
+      }
+    }
+    (void)ended(5s);
+  }
+  for (int fd : pidfds)
+    ::close(fd);
 }
 
 }  // namespace
