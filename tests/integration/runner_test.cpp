@@ -439,6 +439,11 @@ TEST_F(RunnerIntegrationTest, ContainersLeftByAKilledRunnerAreRemovedAtTheNextSt
   ASSERT_NE(list(), "");
   ASSERT_EQ(::kill(runner_->pid(), SIGKILL), 0);
   ASSERT_TRUE(runner_exit(5s).has_value());
+  {
+    // Not handed out again: the next runner would start it anew, and its container is no leftover.
+    std::lock_guard lock(m().mu);
+    m().assigned.clear();
+  }
   // The next runner on this work directory may be named otherwise (a static node named by the
   // manager): every container of its runc root is a leftover.
   start_runner("node-renamed");
