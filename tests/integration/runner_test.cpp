@@ -42,6 +42,17 @@ class RunnerIntegrationTest : public ::testing::Test {
 
   void TearDown() override {
     runner_.reset();  // SIGKILL: its keepers kill the jobs
+    // A runner killed while a container started leaves that container's `runc init` waiting for a
+    // start that never comes (the next runner on this work directory would delete it): delete
+    // them here, as no runner follows.
+    const fs::path root = dir_ / "work" / "runc";
+    if (fs::exists(root)) {
+      auto listed = run_captured({.argv = {"runc", "--root", root.string(), "list", "-q"}}, 10s);
+      std::istringstream ids(listed.ok() ? listed->out : "");
+      for (std::string id; std::getline(ids, id);) {
+        if (!id.empty()) (void)run_captured({.argv = {"runc", "--root", root.string(), "delete", "--force", id}}, 10s);
+      }
+    }
     for (const auto& job : jobs_) {
       auto left = wait_for_no_processes_of_job(job, 5s);
       for (pid_t pid : left)
