@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +11,9 @@
 #include <csignal>
 #include <cstring>
 #include <string_view>
+
+#include "exec_init.hpp"
+#include "file_write.hpp"
 
 namespace cohort {
 namespace {
@@ -24,25 +26,15 @@ void close_from(int first) {
   syscall(SYS_close_range, static_cast<unsigned>(first), ~0U, 0U);
 }
 
-void write_all(int fd, const char* data, std::size_t n) {
-  while (n > 0) {
-    const ssize_t w = ::write(fd, data, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return;
-    data += w;
-    n -= static_cast<std::size_t>(w);
-  }
-}
-
-void write_text(int fd, std::string_view text) {
-  write_all(fd, text.data(), text.size());
+void write_out(int fd, std::string_view text) {
+  (void)write_all(fd, text);
 }
 
 [[noreturn]] void refuse(std::string_view why) {
-  write_text(kReportFd, why);
-  write_text(STDERR_FILENO, std::string_view("cohort-exec keep: "));
-  write_text(STDERR_FILENO, why);
-  write_text(STDERR_FILENO, "\n");
+  write_out(kReportFd, why);
+  write_out(STDERR_FILENO, std::string_view("cohort-exec keep: "));
+  write_out(STDERR_FILENO, why);
+  write_out(STDERR_FILENO, "\n");
   _exit(127);
 }
 
@@ -60,31 +52,12 @@ void write_text(int fd, std::string_view text) {
   sigprocmask(SIG_SETMASK, &none, nullptr);
   execvp(program[0], program);
   const int e = errno;
-  write_text(STDERR_FILENO, "cohort-exec keep: cannot run ");
-  write_text(STDERR_FILENO, program[0]);
-  write_text(STDERR_FILENO, ": ");
-  write_text(STDERR_FILENO, std::strerror(e));
-  write_text(STDERR_FILENO, "\n");
+  write_out(STDERR_FILENO, "cohort-exec keep: cannot run ");
+  write_out(STDERR_FILENO, program[0]);
+  write_out(STDERR_FILENO, ": ");
+  write_out(STDERR_FILENO, std::strerror(e));
+  write_out(STDERR_FILENO, "\n");
   _exit(127);
-}
-
-// Ends this process the way the job ended: same exit code, or same signal.
-[[noreturn]] void mirror(int wstatus) {
-  if (WIFSIGNALED(wstatus)) {
-    const int sig = WTERMSIG(wstatus);
-    const rlimit no_core{0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    sigaction(sig, &dfl, nullptr);
-    sigset_t one;
-    sigemptyset(&one);
-    sigaddset(&one, sig);
-    kill(getpid(), sig);
-    sigprocmask(SIG_UNBLOCK, &one, nullptr);  // delivered here
-    _exit(128 + sig);                         // a signal whose default is not to end a process
-  }
-  _exit(WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 127);
 }
 
 }  // namespace
@@ -109,7 +82,7 @@ void run_keep(int argc, char** argv) {
   if (job < 0) refuse("cannot fork the job's first process");
   if (job == 0) job_main(argv + 2, self);
   setpgid(job, job);  // also done by the job itself: whichever runs first
-  write_all(kReportFd, reinterpret_cast<const char*>(&job), sizeof job);
+  write_out(kReportFd, std::string_view(reinterpret_cast<const char*>(&job), sizeof job));
   const int null_fd = ::open("/dev/null", O_RDWR);
   for (int fd = 0; fd < 3 && null_fd >= 0; ++fd)
     dup2(null_fd, fd);
@@ -122,7 +95,7 @@ void run_keep(int argc, char** argv) {
       int ws = 0;
       while (waitpid(job, &ws, 0) < 0 && errno == EINTR) {
       }
-      mirror(ws);
+      exit_like(ExitStatus::from_wait_status(ws));
     }
     if (sig != SIGCHLD) continue;  // SIGTERM, SIGINT, SIGHUP: meant for the runner, which stops the job
     int ws = 0;
@@ -131,7 +104,7 @@ void run_keep(int argc, char** argv) {
       kill(-job, SIGKILL);     // what the job left behind in its group
       while (waitpid(-1, nullptr, WNOHANG) > 0) {
       }
-      mirror(ws);
+      exit_like(ExitStatus::from_wait_status(ws));
     }
   }
 }
