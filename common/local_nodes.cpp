@@ -331,31 +331,11 @@ int kill_net_namespace(ino_t ns, std::string_view holder_comm) {
 
 Result<NetNamespaceRef> NetNamespaceRef::of_process(pid_t pid) {
   const std::string path = "/proc/" + std::to_string(pid) + "/ns/net";
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status(Code::kNotFound, "cannot open " + path + ": " + std::strerror(errno));
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return Status(Code::kNotFound, "cannot open " + path + ": " + std::strerror(errno));
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int e = errno;
-    ::close(fd);
-    return Status(Code::kIoError, "cannot stat " + path + ": " + std::strerror(e));
-  }
-  return NetNamespaceRef(fd, st.st_ino);
-}
-
-NetNamespaceRef::NetNamespaceRef(NetNamespaceRef&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), inode_(std::exchange(other.inode_, 0)) {}
-
-NetNamespaceRef& NetNamespaceRef::operator=(NetNamespaceRef&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = std::exchange(other.fd_, -1);
-    inode_ = std::exchange(other.inode_, 0);
-  }
-  return *this;
-}
-
-NetNamespaceRef::~NetNamespaceRef() {
-  if (fd_ >= 0) ::close(fd_);
+  if (::fstat(fd.get(), &st) != 0) return Status(Code::kIoError, "cannot stat " + path + ": " + std::strerror(errno));
+  return NetNamespaceRef(std::move(fd), st.st_ino);
 }
 
 }  // namespace cohort

@@ -14,9 +14,11 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "cohort/status.hpp"
+#include "fd.hpp"
 
 namespace cohort {
 
@@ -86,17 +88,12 @@ class NetNamespaceRef {
  public:
   // The namespace of process `pid`; NotFound when it is gone.
   static Result<NetNamespaceRef> of_process(pid_t pid);
-  NetNamespaceRef(NetNamespaceRef&& other) noexcept;
-  NetNamespaceRef& operator=(NetNamespaceRef&& other) noexcept;
-  NetNamespaceRef(const NetNamespaceRef&) = delete;
-  NetNamespaceRef& operator=(const NetNamespaceRef&) = delete;
-  ~NetNamespaceRef();
 
   ino_t inode() const noexcept { return inode_; }
 
  private:
-  NetNamespaceRef(int fd, ino_t inode) : fd_(fd), inode_(inode) {}
-  int fd_ = -1;
+  NetNamespaceRef(Fd fd, ino_t inode) : fd_(std::move(fd)), inode_(inode) {}
+  Fd fd_;
   ino_t inode_ = 0;
 };
 

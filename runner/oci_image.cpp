@@ -19,6 +19,8 @@
 #include <random>
 #include <string_view>
 
+#include "fd.hpp"
+
 namespace cohort::runner {
 
 namespace {
@@ -68,23 +70,6 @@ bool one_of(std::string_view s, const std::array<std::string_view, N>& set) {
 Status error(Code code, std::string message) {
   return {code, std::move(message)};
 }
-
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    std::swap(fd_, o.fd_);
-    return *this;
-  }
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 Result<Fd> open_fd(const fs::path& path, int flags, mode_t mode = 0) {
   int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);

@@ -15,6 +15,7 @@
 
 #include "cohort/log.hpp"
 #include "exec_init.hpp"
+#include "fd.hpp"
 #include "file_write.hpp"
 #include "oci_image.hpp"
 #include "rank_report.hpp"
@@ -344,16 +345,11 @@ void Task::wait_ready(JobProcess& process) {
   const fs::path ready_file = run_dir() / "ready";
   // Init writes the ready file by rename into the run directory: a watch there wakes this loop at
   // once and costs nothing meanwhile. Without one (no inotify) the file is polled every millisecond.
-  const int watch = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (watch >= 0 && ::inotify_add_watch(watch, run_dir().c_str(), IN_CREATE | IN_MOVED_TO) < 0) {
+  Fd watch(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+  if (watch.get() >= 0 && ::inotify_add_watch(watch.get(), run_dir().c_str(), IN_CREATE | IN_MOVED_TO) < 0) {
     logger()->warn("job {}: cannot watch {}: {}", assignment_.job(), run_dir().string(), std::strerror(errno));
+    watch = Fd();  // polled, then
   }
-  struct Closer {
-    int fd;
-    ~Closer() {
-      if (fd >= 0) ::close(fd);
-    }
-  } closer{watch};
   for (;;) {
     std::error_code ec;
     if (fs::exists(ready_file, ec)) {
@@ -367,10 +363,10 @@ void Task::wait_ready(JobProcess& process) {
       if (env_.on_change) env_.on_change();
       return;
     }
-    auto ended = process.wait_for(watch >= 0 ? kReadyWatchTick : kReadyPoll, watch);
-    if (watch >= 0) {
+    auto ended = process.wait_for(watch.get() >= 0 ? kReadyWatchTick : kReadyPoll, watch.get());
+    if (watch.get() >= 0) {
       char events[4096];
-      while (::read(watch, events, sizeof events) > 0) {
+      while (::read(watch.get(), events, sizeof events) > 0) {
       }
     }
     bool stopping;
