@@ -2,6 +2,8 @@
 
 #include <map>
 
+#include "topology.hpp"
+
 namespace cohort::runner {
 
 namespace fs = std::filesystem;
@@ -89,6 +91,8 @@ std::string substitute_paths(const std::string& command, const std::vector<Conta
 Result<LaunchPlan> plan_launch(const v1::Assignment& a, const NodeFacts& node, const std::vector<std::string>& base) {
   LaunchPlan plan;
   const bool c = node.container;
+  const bool host_software = !c || a.image().empty() || a.image() == "host";
+  const fs::path topology = host_software ? node.topology_file : fs::path();
   plan.run_dir = node.attempt_dir / "run";
   const std::string run = c ? kContainerRunDir : plan.run_dir.string();
   const std::string bin = c ? kContainerBinDir : node.bin_dir.string();
@@ -97,6 +101,7 @@ Result<LaunchPlan> plan_launch(const v1::Assignment& a, const NodeFacts& node, c
     plan.mounts.push_back({node.attempt_dir / "code", kContainerCodeDir, true});
     plan.mounts.push_back({plan.run_dir, kContainerRunDir, false});
     plan.mounts.push_back({node.bin_dir, kContainerBinDir, true});
+    if (!topology.empty()) plan.mounts.push_back({topology, kContainerTopologyFile, true});
   }
   std::vector<ContainerMount> data;
   for (const auto& m : a.mounts()) {
@@ -112,6 +117,10 @@ Result<LaunchPlan> plan_launch(const v1::Assignment& a, const NodeFacts& node, c
   EnvBuilder env;
   for (const auto& entry : base)
     env.set_entry(entry);
+  if (!topology.empty()) {
+    for (const auto& entry : topology_environment(c ? kContainerTopologyFile : topology.string()))
+      env.set_entry(entry);
+  }
   for (const auto& [name, value] : a.environment())
     env.set(name, value);
   std::string addresses;

@@ -9,6 +9,7 @@
 //   inputs.NAME      /inputs/NAME          the path in the spec
 //   outputs.NAME     /outputs/NAME         the path in the spec
 //   checkpoint.dir   /checkpoints          the path in the spec
+//   node topology    /.cohort/topology.xml the runner's work dir (host image only; Open MPI reads it)
 #pragma once
 
 #include <filesystem>
@@ -34,6 +35,10 @@ struct NodeFacts {
   bool container = false;             // the attempt runs in a container
   bool as_root = false;               // plain processes run as root (Open MPI must be told)
   std::int64_t stop_grace_ms = 5000;
+  // The node's hwloc topology (topology.hpp); empty when the runner could not write it. Only jobs
+  // that run the node's own software (plain processes, the host image) get it: an image brings
+  // its own Open MPI, perhaps with an hwloc that cannot parse the file, so it discovers its own.
+  std::filesystem::path topology_file;
 };
 
 struct LaunchPlan {
@@ -53,7 +58,8 @@ struct LaunchPlan {
   std::filesystem::path bridge_socket;
 };
 
-// The environment a job gets: `base`, then the spec's variables, then Cohort's own (COHORT_JOB_ID,
+// The environment a job gets: `base`, then the topology file's for Open MPI and PMIx (when the
+// node has one), then the spec's variables, then Cohort's own (COHORT_JOB_ID,
 // COHORT_ATTEMPT, COHORT_NODE_RANK, COHORT_NUM_NODES, COHORT_NODE_NAME, COHORT_NODE_ADDRESSES,
 // COHORT_RUN_DIR, COHORT_PROGRESS_FILE, COHORT_CHECKPOINT_DIR, COHORT_INPUT_<NAME>,
 // COHORT_OUTPUT_<NAME>) and the distribution's (MASTER_ADDR, MASTER_PORT, WORLD_SIZE,

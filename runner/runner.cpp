@@ -8,6 +8,7 @@
 #include "config.hpp"
 #include "logging.hpp"
 #include "scheduled_events.hpp"
+#include "topology.hpp"
 #include "usage.hpp"
 
 namespace cohort::runner {
@@ -355,6 +356,11 @@ Status Runner::run() {
   env.hostname = options_.hostname;
   env.ready_timeout = timeouts_.peer_ready;
   env.image_cache = options_.work_dir / "images";
+  env.topology_file = options_.work_dir / "topology.xml";
+  if (Status s = write_node_topology(env.topology_file); !s.ok()) {
+    logger()->warn("jobs' Open MPI will discover the node's topology at each start: {}", s.to_string());
+    env.topology_file.clear();
+  }
   env.wait_peer_ready = wait_peer_ready;
   env.on_change = [this] { wake(); };
   table_ = std::make_unique<TaskTable>(std::move(env), timeouts_.call_deadline);

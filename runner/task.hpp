@@ -45,6 +45,7 @@ struct TaskEnvironment {
   gid_t job_gid = 65534;
   std::chrono::milliseconds ready_timeout{120000};  // config::kPeerReady
   std::filesystem::path image_cache;                // unpacked OCI images, shared by attempts
+  std::filesystem::path topology_file;              // the node's hwloc topology; empty: none
   // Waits until node `rank` of the attempt has its container up, or `until`; the error names the
   // node. Used by an MPI head before it starts mpirun.
   std::function<Status(const v1::Assignment&, int rank, std::chrono::steady_clock::time_point until,

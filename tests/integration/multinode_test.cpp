@@ -87,8 +87,9 @@ TEST_F(MultiNodeTest, PlainCMpiProgramRunsTwoNodesByTwoRanksInContainers) {
   const fs::path d = job_dir("mpi-c",
                              "command: ./hello\ndistribution: {type: mpi, process_count_per_instance: 2}\n"
                              "resources: {instance_count: 2}\n");
-  std::ofstream(d / "code" / "hello.c") << R"(#include <mpi.h>
+  std::ofstream(d / "code" / "hello.c") << R"C(#include <mpi.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
@@ -99,10 +100,13 @@ int main(int argc, char** argv) {
   char host[256];
   gethostname(host, sizeof host);
   printf("rank %d of %d on %s uid %d sum %d\n", rank, size, host, (int)getuid(), sum);
+  const char* topology = getenv("OMPI_MCA_hwloc_base_topo_file");
+  printf("rank %d topology %s readable %d\n", rank, topology ? topology : "(unset)",
+         topology && access(topology, R_OK) == 0);
   MPI_Finalize();
   return 0;
 }
-)";
+)C";
   auto cc = run_captured({.argv = {"mpicc", "-o", (d / "code" / "hello").string(), (d / "code" / "hello.c").string()}},
                          seconds(60));
   ASSERT_TRUE(cc.ok() && cc->status.success()) << (cc.ok() ? cc->err : cc.status().to_string());
@@ -117,6 +121,9 @@ int main(int argc, char** argv) {
     const std::string rest = logs.substr(at + want.size());
     hosts.insert(rest.substr(0, rest.find(' ')));
     EXPECT_EQ(rest.substr(rest.find(" uid ") + 5, 12), "65534 sum 6\n") << logs;
+    // Open MPI and PMIx took the node's topology from the runner's file, not from discovery.
+    EXPECT_NE(logs.find("rank " + std::to_string(r) + " topology /.cohort/topology.xml readable 1"), std::string::npos)
+        << logs;
   }
   EXPECT_EQ(hosts.size(), 2u) << "the ranks did not run on two distinct hosts: " << logs;
   const json& t = job["attempts"][0]["timings"];

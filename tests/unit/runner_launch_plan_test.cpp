@@ -216,6 +216,58 @@ TEST(LaunchPlanTest, TheSpecsVariablesWinOverTheBaseAndCohortsOverBoth) {
   EXPECT_EQ(value(plan.value().env, "COHORT_JOB_ID"), "j1");
 }
 
+TEST(LaunchPlanTest, OpenMpiAndPmixReadTheNodesTopologyFileMountedReadOnly) {
+  NodeFacts n = node(true);
+  n.topology_file = "/var/lib/cohort/topology.xml";
+  auto plan = plan_launch(assignment("mpi", 0, 2, 2), n, {});
+  ASSERT_TRUE(plan.ok()) << plan.status().to_string();
+  const auto& p = plan.value();
+  auto m = std::find_if(p.mounts.begin(), p.mounts.end(),
+                        [](const ContainerMount& x) { return x.destination == "/.cohort/topology.xml"; });
+  ASSERT_NE(m, p.mounts.end());
+  EXPECT_EQ(m->source, "/var/lib/cohort/topology.xml");
+  EXPECT_TRUE(m->read_only);
+  EXPECT_EQ(value(p.env, "OMPI_MCA_hwloc_base_topo_file"), "/.cohort/topology.xml");
+  EXPECT_EQ(value(p.env, "PMIX_MCA_pmix_hwloc_topo_file"), "/.cohort/topology.xml");
+
+  // Plain processes read it where it is; the base environment's value gives way to the node's.
+  auto plain = plan_launch(assignment("mpi", 1, 2, 2),
+                           [&] {
+                             NodeFacts f = n;
+                             f.container = false;
+                             return f;
+                           }(),
+                           {"OMPI_MCA_hwloc_base_topo_file=/stale.xml"});
+  ASSERT_TRUE(plain.ok()) << plain.status().to_string();
+  EXPECT_TRUE(plain.value().mounts.empty());
+  EXPECT_EQ(value(plain.value().env, "OMPI_MCA_hwloc_base_topo_file"), "/var/lib/cohort/topology.xml");
+}
+
+TEST(LaunchPlanTest, AJobThatNamesItsOwnTopologyKeepsItAndImagesOrANodeWithoutOneGetNone) {
+  NodeFacts n = node(true);
+  n.topology_file = "/var/lib/cohort/topology.xml";
+  auto a = assignment("mpi", 0, 1, 2);
+  (*a.mutable_environment())["OMPI_MCA_hwloc_base_topo_file"] = "/code/my-topology.xml";
+  auto plan = plan_launch(a, n, {});
+  ASSERT_TRUE(plan.ok()) << plan.status().to_string();
+  EXPECT_EQ(value(plan.value().env, "OMPI_MCA_hwloc_base_topo_file"), "/code/my-topology.xml");
+
+  auto image = assignment("mpi", 0, 1, 2);
+  image.set_image("oci:/images/openmpi5");  // its own Open MPI and hwloc: they discover their own
+  auto imaged = plan_launch(image, n, {});
+  ASSERT_TRUE(imaged.ok()) << imaged.status().to_string();
+  EXPECT_EQ(value(imaged.value().env, "OMPI_MCA_hwloc_base_topo_file"), "<unset>");
+  for (const auto& m : imaged.value().mounts)
+    EXPECT_NE(m.destination, "/.cohort/topology.xml");
+
+  auto none = plan_launch(assignment("mpi", 0, 1, 2), node(true), {});
+  ASSERT_TRUE(none.ok()) << none.status().to_string();
+  EXPECT_EQ(value(none.value().env, "OMPI_MCA_hwloc_base_topo_file"), "<unset>");
+  EXPECT_EQ(value(none.value().env, "PMIX_MCA_pmix_hwloc_topo_file"), "<unset>");
+  for (const auto& m : none.value().mounts)
+    EXPECT_NE(m.destination, "/.cohort/topology.xml");
+}
+
 TEST(LaunchPlanTest, ARelativeMountPathIsRefusedNamingTheMount) {
   auto a = assignment("none", 0, 1, 1);
   a.mutable_mounts(0)->set_source("data/digits");
