@@ -374,6 +374,7 @@ v1::Assignment Manager::assignment_for(const JobEntry& e, const v1::Attempt& a, 
     auto it = nodes_.find(n);
     as.add_node_addresses(it != nodes_.end() ? it->second.node.address() : "");
     as.add_peer_endpoints(it != nodes_.end() ? it->second.node.peer_endpoint() : "");
+    as.add_peer_certificates(it != nodes_.end() ? it->second.node.peer_certificate() : "");
   }
   // Derived, not stored: the same after a manager restart, and only the manager (which alone
   // knows the join token's hash) and the attempt's nodes can know it.

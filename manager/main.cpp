@@ -60,8 +60,8 @@ Status init(const fs::path& dir, bool tls) {
     fs::create_directories(dir / "tls", ec);
     char host[256] = "localhost";
     ::gethostname(host, sizeof host - 1);
-    COHORT_TRY(generate_self_signed(dir / "tls" / "cert.pem", dir / "tls" / "key.pem", {"localhost", host},
-                                    {"127.0.0.1", "::1"}));
+    COHORT_TRY(rpc::generate_self_signed(dir / "tls" / "cert.pem", dir / "tls" / "key.pem", "cohort-manager",
+                                         {"localhost", host}, {"127.0.0.1", "::1"}));
     std::cout << "TLS certificate " << (dir / "tls" / "cert.pem").string() << " (clients: --ca or COHORT_CA)\n";
   }
   std::cout << "state directory " << dir.string() << " is ready (admin token in " << (dir / "admin-token").string()

@@ -58,6 +58,7 @@ Result<v1::RegisterResponse> Manager::register_node(const v1::RegisterRequest& r
   node.set_hostname(request.hostname());
   node.set_address(request.address());
   node.set_peer_endpoint(request.peer_endpoint());
+  node.set_peer_certificate(request.peer_certificate());
   node.set_vm_size(cluster->spec().vm_size());
   node.set_vm_priority(cluster->spec().vm_priority());
   node.set_cores(request.cores());

@@ -80,7 +80,12 @@ Result<std::shared_ptr<grpc::Channel>> make_channel(const Endpoint& endpoint, gr
   args.SetMaxReceiveMessageSize(256 << 20);  // code snapshots
   args.SetMaxSendMessageSize(256 << 20);
   std::shared_ptr<grpc::ChannelCredentials> creds;
-  if (endpoint.ca_file.empty()) {
+  if (!endpoint.tls_name.empty()) args.SetSslTargetNameOverride(endpoint.tls_name);
+  if (!endpoint.ca_pem.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = endpoint.ca_pem;
+    creds = grpc::SslCredentials(ssl);
+  } else if (endpoint.ca_file.empty()) {
     creds = grpc::InsecureChannelCredentials();
   } else {
     std::ifstream in(endpoint.ca_file);

@@ -17,6 +17,11 @@ struct Endpoint {
   std::string address;  // "host:port" or "unix:/path"
   std::string token;    // bearer token; "" sends none
   std::string ca_file;  // PEM roots: TLS when set, plaintext otherwise
+  // PEM roots given inline, for a certificate pinned by whoever named the endpoint (a peer runner's,
+  // from the manager): TLS when set, and it wins over ca_file.
+  std::string ca_pem;
+  // The name the server's certificate must carry, when it is not the address's host.
+  std::string tls_name;
 };
 
 // Flags win over the environment (COHORT_MANAGER, COHORT_TOKEN, COHORT_CA). A missing address is

@@ -11,6 +11,7 @@
 #include "cohort/v1/cohort.grpc.pb.h"
 #include "exec_socket.hpp"
 #include "file_write.hpp"
+#include "peer_tls.hpp"
 #include "rpc.hpp"
 
 namespace cohort::runner {
@@ -49,12 +50,13 @@ void serve(std::shared_ptr<const v1::Assignment> a, int conn) {
 
 Result<ExitStatus> exec_on_peer(const v1::Assignment& a, const std::string& host, const std::vector<std::string>& argv,
                                 int out_fd, int err_fd) {
-  std::string endpoint;
+  int rank = -1;
   for (int i = 0; i < a.node_addresses_size() && i < a.peer_endpoints_size(); ++i) {
-    if (a.node_addresses(i) == host) endpoint = a.peer_endpoints(i);
+    if (a.node_addresses(i) == host && !a.peer_endpoints(i).empty()) rank = i;
   }
-  if (endpoint.empty()) return Status(Code::kNotFound, "no node " + host + " in this attempt");
-  COHORT_ASSIGN_OR_RETURN(auto channel, rpc::make_channel({endpoint, a.secret(), ""}));
+  if (rank < 0) return Status(Code::kNotFound, "no node " + host + " in this attempt");
+  COHORT_ASSIGN_OR_RETURN(const rpc::Endpoint target, peer_endpoint(a, rank));
+  COHORT_ASSIGN_OR_RETURN(auto channel, peer_channel(a, rank));
   auto stub = v1::PeerService::NewStub(channel);
   v1::PeerExecRequest rq;
   rq.set_job(a.job());
@@ -75,8 +77,9 @@ Result<ExitStatus> exec_on_peer(const v1::Assignment& a, const std::string& host
     if (out.exited()) exit = ExitStatus{out.exit_code(), out.signal()};
   }
   const grpc::Status s = reader->Finish();
-  if (!s.ok()) return rpc::from_grpc(s, "PeerService.Exec", "node " + host + " (" + endpoint + ")");
-  if (!exit) return Status(Code::kDataLoss, "node " + host + " (" + endpoint + ") ended the call without an exit");
+  if (!s.ok()) return rpc::from_grpc(s, "PeerService.Exec", "node " + host + " (" + target.address + ")");
+  if (!exit)
+    return Status(Code::kDataLoss, "node " + host + " (" + target.address + ") ended the call without an exit");
   return *exit;
 }
 

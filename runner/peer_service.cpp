@@ -135,11 +135,14 @@ class PeerServiceImpl final : public v1::PeerService::Service {
 
 }  // namespace
 
-Result<std::unique_ptr<PeerServer>> PeerServer::start(const std::string& address, TaskTable& table) {
+Result<std::unique_ptr<PeerServer>> PeerServer::start(const std::string& address, TaskTable& table,
+                                                      const PeerIdentity& identity) {
   std::unique_ptr<PeerServer> server(new PeerServer());
   server->service_ = std::make_unique<PeerServiceImpl>(table);
+  grpc::SslServerCredentialsOptions ssl;
+  ssl.pem_key_cert_pairs.push_back({identity.private_key_pem, identity.certificate_pem});
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &server->port_);
+  builder.AddListeningPort(address, grpc::SslServerCredentials(ssl), &server->port_);
   builder.RegisterService(server->service_.get());
   server->server_ = builder.BuildAndStart();
   if (!server->server_ || server->port_ == 0) {
@@ -160,7 +163,7 @@ Status wait_peer_ready(const v1::Assignment& a, int rank, Clock::time_point unti
   if (endpoint.empty()) {
     return Status(Code::kFailedPrecondition, who + " has no peer endpoint: its runner is older than this one");
   }
-  auto channel = rpc::make_channel({endpoint, a.secret(), ""});
+  auto channel = peer_channel(a, rank);
   if (!channel.ok()) return channel.status();
   auto stub = v1::PeerService::NewStub(*channel);
   std::string last = "no answer";

@@ -2,7 +2,8 @@
 // node's address. An MPI head asks each other node whether its container is up (the readiness
 // gate) before it starts mpirun; mpirun's rsh agent, `cohort-exec bridge`, through the head's runner, asks a node to
 // start Open MPI's daemon in that node's container. Every call carries the attempt's secret, which only the manager and
-// the attempt's nodes know; a runner answers only for the attempt it runs with it.
+// the attempt's nodes know; a runner answers only for the attempt it runs with it. The calls go over TLS, each
+// trusting only the called node's own certificate (peer_tls.hpp).
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -14,14 +15,17 @@
 
 #include "cohort/status.hpp"
 #include "cohort/v1/cohort.grpc.pb.h"
+#include "peer_tls.hpp"
 #include "task_table.hpp"
 
 namespace cohort::runner {
 
 class PeerServer {
  public:
-  // Listens on `address` ("ip:port", port 0 picks one). REQUIRES: `table` outlives the server.
-  static Result<std::unique_ptr<PeerServer>> start(const std::string& address, TaskTable& table);
+  // Listens on `address` ("ip:port", port 0 picks one), TLS with `identity`. REQUIRES: `table`
+  // outlives the server.
+  static Result<std::unique_ptr<PeerServer>> start(const std::string& address, TaskTable& table,
+                                                   const PeerIdentity& identity);
   ~PeerServer();  // cancels the calls in flight and stops
   PeerServer(const PeerServer&) = delete;
   PeerServer& operator=(const PeerServer&) = delete;

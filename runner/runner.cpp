@@ -195,7 +195,10 @@ Status Runner::register_node(bool again) {
   rq.set_cluster(options_.cluster);
   rq.set_hostname(options_.hostname);
   rq.set_address(options_.address);
-  if (peer_server_) rq.set_peer_endpoint(options_.address + ":" + std::to_string(peer_server_->port()));
+  if (peer_server_) {
+    rq.set_peer_endpoint(options_.address + ":" + std::to_string(peer_server_->port()));
+    rq.set_peer_certificate(peer_certificate_);
+  }
   rq.set_cores(usable_cores());
   rq.set_memory_bytes(UsageSampler::memory_total_bytes());
   rq.set_gpus(sampler_->gpu_count());
@@ -364,7 +367,10 @@ Status Runner::run() {
   env.wait_peer_ready = wait_peer_ready;
   env.on_change = [this] { wake(); };
   table_ = std::make_unique<TaskTable>(std::move(env), timeouts_.call_deadline);
-  auto peers = PeerServer::start(options_.address + ":0", *table_);
+  auto identity = load_or_make_peer_identity(options_.work_dir / "peer-tls");
+  if (!identity.ok()) return identity.status().with_context("the peer service's TLS key");
+  peer_certificate_ = identity->certificate_pem;
+  auto peers = PeerServer::start(options_.address + ":0", *table_, *identity);
   if (!peers.ok()) return peers.status().with_context("starting the peer service");
   peer_server_ = std::move(*peers);
   sampler_ = std::make_unique<UsageSampler>();

@@ -102,6 +102,7 @@ class Runner {
   std::unique_ptr<Runc> runc_;  // null when this node runs no containers
   std::string no_containers_;   // why not
   std::unique_ptr<PeerServer> peer_server_;
+  std::string peer_certificate_;  // PEM, reported at every registration; set before the first
 };
 
 }  // namespace cohort::runner

@@ -90,6 +90,8 @@ class ManagerTest : public ::testing::Test {
       r.set_cluster("cpu");
       r.set_hostname(n + "-host");
       r.set_address("10.0.0." + n.substr(n.rfind('-') + 1));
+      r.set_peer_endpoint(r.address() + ":4000");
+      r.set_peer_certificate("PEM of " + n);
       ASSERT_TRUE(manager_->register_node(r).ok());
     }
   }
@@ -323,6 +325,20 @@ TEST_F(ManagerTest, ALostNodeIsDetectedAndTheJobRequeued) {
   EXPECT_EQ(j.attempts(0).end_reason(), "node_lost");
   EXPECT_EQ(j.state(), "queued") << "requeued under the infrastructure budget: " << j.message();
   EXPECT_EQ(manager_->heartbeat(b, {}).value().shutdown(), true) << "a lost node that comes back is sent away";
+}
+
+TEST_F(ManagerTest, EveryNodeOfAnAttemptGetsItsPeersEndpointsAndCertificatesInRankOrder) {
+  const std::string id = running_job("dedicated");
+  const v1::Job j = job(id);
+  for (const auto& n : j.attempts(0).nodes()) {
+    const v1::Assignment& a = assignments_[n];
+    ASSERT_EQ(a.peer_certificates_size(), 2) << n;
+    for (int r = 0; r < 2; ++r) {
+      const std::string& peer = j.attempts(0).nodes(r);
+      EXPECT_EQ(a.peer_certificates(r), "PEM of " + peer) << "assignment of " << n << ", rank " << r;
+      EXPECT_EQ(a.peer_endpoints(r), a.node_addresses(r) + ":4000");
+    }
+  }
 }
 
 // kill -9 of a node: mpirun on the head fails first (205, its daemon there is gone), seconds

@@ -13,7 +13,7 @@
 #include <functional>
 #include <memory>
 
-namespace cohort::manager {
+namespace cohort::rpc {
 
 namespace {
 
@@ -50,7 +50,8 @@ Status write_pem(const std::filesystem::path& path, mode_t mode, const std::func
 }  // namespace
 
 Status generate_self_signed(const std::filesystem::path& cert_path, const std::filesystem::path& key_path,
-                            const std::vector<std::string>& dns_names, const std::vector<std::string>& ip_addresses) {
+                            const std::string& common_name, const std::vector<std::string>& dns_names,
+                            const std::vector<std::string>& ip_addresses) {
   Key key(EVP_EC_gen("P-256"));
   if (!key) return openssl_error("generating a P-256 key");
   Cert cert(X509_new());
@@ -60,8 +61,8 @@ Status generate_self_signed(const std::filesystem::path& cert_path, const std::f
   X509_gmtime_adj(X509_getm_notAfter(cert.get()), 10L * 365 * 24 * 3600);
   X509_set_pubkey(cert.get(), key.get());
   X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("cohort-manager"), -1, -1,
-                             0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(common_name.c_str()), -1,
+                             -1, 0);
   X509_set_issuer_name(cert.get(), name);
   std::string san;
   for (const auto& d : dns_names)
@@ -83,4 +84,4 @@ Status generate_self_signed(const std::filesystem::path& cert_path, const std::f
   return write_pem(cert_path, 0644, [&](FILE* f) { return PEM_write_X509(f, cert.get()); });
 }
 
-}  // namespace cohort::manager
+}  // namespace cohort::rpc
