@@ -117,8 +117,14 @@ class ClusterFixture : public ::testing::Test {
     }
   }
 
+  // More flags for `cohort up` (a fixture for a TLS manager adds --tls).
+  virtual std::vector<std::string> up_flags() const { return {}; }
+
   void up() {
-    auto r = run_captured({.argv = {bin("cohort"), "up", "--state-dir", dir_.string()}}, seconds(60));
+    std::vector<std::string> argv = {bin("cohort"), "up", "--state-dir", dir_.string()};
+    for (const auto& flag : up_flags())
+      argv.push_back(flag);
+    auto r = run_captured({.argv = argv}, seconds(60));
     ASSERT_TRUE(r.ok() && r->status.success()) << (r.ok() ? r->out + r->err : r.status().to_string());
     std::ifstream env(dir_ / "env");
     std::string line;
@@ -126,6 +132,7 @@ class ClusterFixture : public ::testing::Test {
       const auto eq = line.find('=');
       if (line.rfind("COHORT_MANAGER=", 0) == 0) address_ = line.substr(eq + 1);
       if (line.rfind("COHORT_TOKEN=", 0) == 0) token_ = line.substr(eq + 1);
+      if (line.rfind("COHORT_CA=", 0) == 0) ca_ = line.substr(eq + 1);
     }
     ASSERT_FALSE(address_.empty());
     ASSERT_FALSE(token_.empty());
@@ -165,7 +172,8 @@ class ClusterFixture : public ::testing::Test {
 
   Captured cohort(std::vector<std::string> args, milliseconds timeout = seconds(60)) {
     args.insert(args.begin(), bin("cohort"));
-    auto r = run_captured({.argv = args, .env = {{"COHORT_MANAGER", address_}, {"COHORT_TOKEN", token_}}}, timeout);
+    auto r = run_captured(
+        {.argv = args, .env = {{"COHORT_MANAGER", address_}, {"COHORT_TOKEN", token_}, {"COHORT_CA", ca_}}}, timeout);
     EXPECT_TRUE(r.ok()) << r.status().to_string();
     return r.ok() ? *r : Captured{};
   }
@@ -299,7 +307,7 @@ class ClusterFixture : public ::testing::Test {
   }
 
   fs::path dir_;
-  std::string address_, token_;
+  std::string address_, token_, ca_;                        // ca_: the manager's certificate when it speaks TLS
   std::map<std::string, NetNamespaceRef> held_namespaces_;  // by node; written by watcher_ alone until it ends
   std::jthread watcher_;
 };

@@ -18,6 +18,7 @@
 #include "cohort/v1/cohort.grpc.pb.h"
 #include "rpc.hpp"
 #include "test_support.hpp"
+#include "tls.hpp"
 
 namespace cohort::testing {
 namespace {
@@ -322,6 +323,34 @@ TEST_F(ClusterTest, UnauthenticatedAndCrossNodeCallsAreRefused) {
   std::ifstream log(dir_ / "manager.log");
   std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("refused"), std::string::npos) << "refusals are logged";
+}
+
+class TlsClusterTest : public ClusterFixture {
+ protected:
+  std::vector<std::string> up_flags() const override { return {"--tls"}; }
+
+  Captured cluster_list_trusting(const std::string& ca) {
+    auto r = run_captured({.argv = {bin("cohort"), "cluster", "list"},
+                           .env = {{"COHORT_MANAGER", address_}, {"COHORT_TOKEN", token_}, {"COHORT_CA", ca}}},
+                          seconds(30));
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return r.ok() ? *r : Captured{};
+  }
+};
+
+TEST_F(TlsClusterTest, TheManagerAnswersOnlyClientsThatTrustItsCertificate) {
+  ASSERT_FALSE(ca_.empty()) << "`cohort up --tls` wrote no COHORT_CA into " << (dir_ / "env");
+  const Captured trusted = cluster_list_trusting(ca_);
+  EXPECT_TRUE(trusted.status.success()) << trusted.err;
+
+  const Captured plaintext = cluster_list_trusting("");
+  EXPECT_FALSE(plaintext.status.success()) << "a plaintext client got an answer: " << plaintext.out;
+
+  ASSERT_TRUE(
+      rpc::generate_self_signed(dir_ / "other.pem", dir_ / "other.key", "cohort-manager", {"localhost"}, {"127.0.0.1"})
+          .ok());
+  const Captured stranger = cluster_list_trusting((dir_ / "other.pem").string());
+  EXPECT_FALSE(stranger.status.success()) << "a client trusting another certificate got an answer: " << stranger.out;
 }
 
 }  // namespace
