@@ -4,6 +4,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +12,7 @@
 #include <csignal>
 #include <cstring>
 #include <string_view>
+#include <vector>
 
 #include "exec_init.hpp"
 #include "file_write.hpp"
@@ -60,6 +62,42 @@ void write_out(int fd, std::string_view text) {
   _exit(127);
 }
 
+// Runs `cleanup` (argv, null-terminated) to its end, at most kCleanupLimit, then kills it. The
+// keeper's signals are all blocked: SIGCHLD is taken with sigtimedwait.
+void run_cleanup(char** cleanup) {
+  constexpr long kCleanupLimitS = 20;  // runc's delete takes ~10 ms; a loaded node, far more
+  const pid_t pid = fork();
+  if (pid < 0) return;
+  if (pid == 0) {
+    setpgid(0, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execvp(cleanup[0], cleanup);
+    _exit(127);
+  }
+  sigset_t child;
+  sigemptyset(&child);
+  sigaddset(&child, SIGCHLD);
+  timespec left{kCleanupLimitS, 0};
+  for (;;) {
+    const pid_t r = waitpid(pid, nullptr, WNOHANG);
+    if (r == pid || (r < 0 && errno != EINTR)) return;
+    timespec before{};
+    clock_gettime(CLOCK_MONOTONIC, &before);
+    if (sigtimedwait(&child, nullptr, &left) < 0 && errno == EAGAIN) break;
+    timespec after{};
+    clock_gettime(CLOCK_MONOTONIC, &after);
+    const long spent_ns = (after.tv_sec - before.tv_sec) * 1'000'000'000L + (after.tv_nsec - before.tv_nsec);
+    const long left_ns = left.tv_sec * 1'000'000'000L + left.tv_nsec - spent_ns;
+    if (left_ns <= 0) break;
+    left = {left_ns / 1'000'000'000L, left_ns % 1'000'000'000L};
+  }
+  kill(-pid, SIGKILL);
+  while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
 }  // namespace
 
 void run_keep(int argc, char** argv) {
@@ -69,10 +107,16 @@ void run_keep(int argc, char** argv) {
   pid_t runner = 0;
   const std::string_view pid_arg = argc >= 1 ? argv[0] : "";
   const auto parsed = std::from_chars(pid_arg.data(), pid_arg.data() + pid_arg.size(), runner);
-  if (argc < 3 || parsed.ec != std::errc() || parsed.ptr != pid_arg.data() + pid_arg.size() || runner <= 1 ||
-      std::strcmp(argv[1], "--") != 0) {
-    refuse("usage: cohort-exec keep RUNNER_PID -- PROGRAM [ARGS...]");
+  std::vector<char*> cleanup;
+  int at = 1;
+  for (; at + 1 < argc && std::strcmp(argv[at], "--cleanup") == 0; at += 2)
+    cleanup.push_back(argv[at + 1]);
+  cleanup.push_back(nullptr);
+  if (at + 1 >= argc || parsed.ec != std::errc() || parsed.ptr != pid_arg.data() + pid_arg.size() || runner <= 1 ||
+      std::strcmp(argv[at], "--") != 0) {
+    refuse("usage: cohort-exec keep RUNNER_PID [--cleanup WORD]... -- PROGRAM [ARGS...]");
   }
+  char** program = argv + at + 1;
   close_from(kReportFd + 1);
   prctl(PR_SET_PDEATHSIG, kRunnerGone);
   if (getppid() != runner) _exit(127);  // the runner went before the signal was armed
@@ -80,7 +124,7 @@ void run_keep(int argc, char** argv) {
   const pid_t self = getpid();
   const pid_t job = fork();
   if (job < 0) refuse("cannot fork the job's first process");
-  if (job == 0) job_main(argv + 2, self);
+  if (job == 0) job_main(program, self);
   setpgid(job, job);  // also done by the job itself: whichever runs first
   write_out(kReportFd, std::string_view(reinterpret_cast<const char*>(&job), sizeof job));
   const int null_fd = ::open("/dev/null", O_RDWR);
@@ -95,6 +139,7 @@ void run_keep(int argc, char** argv) {
       int ws = 0;
       while (waitpid(job, &ws, 0) < 0 && errno == EINTR) {
       }
+      if (cleanup.front() != nullptr) run_cleanup(cleanup.data());
       exit_like(ExitStatus::from_wait_status(ws));
     }
     if (sig != SIGCHLD) continue;  // SIGTERM, SIGINT, SIGHUP: meant for the runner, which stops the job

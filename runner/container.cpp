@@ -419,6 +419,14 @@ std::vector<std::string> Runc::run_argv(const ContainerSpec& spec) const {
   return argv;
 }
 
+std::vector<std::string> Runc::force_delete_argv(const std::string& id) const {
+  Runc installed = *this;
+  if (!installed_binary.empty()) installed.binary = installed_binary;
+  std::vector<std::string> argv = base_argv(installed);
+  argv.insert(argv.end(), {"delete", "--force", id});
+  return argv;
+}
+
 std::vector<std::string> Runc::exec_argv(const std::string& id, uid_t uid, gid_t gid,
                                          const std::vector<std::string>& env, const std::string& cwd,
                                          const std::vector<std::string>& args) const {

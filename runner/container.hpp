@@ -126,6 +126,9 @@ Status write_bundle(const ContainerSpec& spec);
 struct Runc {
   std::filesystem::path binary = "runc";
   std::filesystem::path root;
+  // runc as installed, when `binary` is the runner's sealed copy (which goes with the runner):
+  // what a job's keeper runs once the runner is gone. Empty: `binary`.
+  std::filesystem::path installed_binary;
 
   // Foreground, no tty: runc --root R run --bundle B ID. Its stdio is the process's; its exit code is
   // the process's (128 + N when a signal N killed it); the container is deleted when it ends.
@@ -134,6 +137,10 @@ struct Runc {
   // added to (and overrides) the container's process environment: runc cannot replace it.
   std::vector<std::string> exec_argv(const std::string& id, uid_t uid, gid_t gid, const std::vector<std::string>& env,
                                      const std::string& cwd, const std::vector<std::string>& args) const;
+
+  // runc --root R delete --force ID, with the installed binary: for a keeper whose runner died
+  // (JobProcessSpec::cleanup). It also ends a created container's init, which waits for a start.
+  std::vector<std::string> force_delete_argv(const std::string& id) const;
 
   // "creating", "created", "running", "paused", "stopped"; NotFound when runc has no such container.
   Result<std::string> state(const std::string& id) const;

@@ -32,7 +32,10 @@ Result<JobProcess> JobProcess::start(const JobProcessSpec& spec) {
     ::close(log_fd);
     return errno_status("pipe2", err);
   }
-  std::vector<std::string> words = {"cohort-exec", "keep", std::to_string(getpid()), "--"};
+  std::vector<std::string> words = {"cohort-exec", "keep", std::to_string(getpid())};
+  for (const auto& word : spec.cleanup)
+    words.insert(words.end(), {"--cleanup", word});
+  words.push_back("--");
   words.insert(words.end(), spec.argv.begin(), spec.argv.end());
   std::vector<char*> argv;
   for (auto& w : words)

@@ -30,6 +30,9 @@ struct JobProcessSpec {
   std::filesystem::path working_directory;  // must exist
   std::filesystem::path log_file;           // stdout and stderr are appended here (created 0644)
   std::vector<std::string> environment;     // "NAME=value": the job's whole environment
+  // Run by the keeper after it killed the job because the runner died first (the runner cleans up
+  // after itself otherwise): a container's `runc delete --force`. Empty: nothing.
+  std::vector<std::string> cleanup;
 };
 
 class JobProcess {

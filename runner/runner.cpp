@@ -159,6 +159,7 @@ void Runner::set_up_containers() {
   std::error_code ec;
   std::filesystem::create_directories(runc->root, ec);
   if (auto sealed = sealed_runc_copy(runc->binary, options_.work_dir / "bin"); sealed.ok()) {
+    runc->installed_binary = runc->binary;
     runc->binary = *sealed;
   } else {
     logger()->warn("runc will copy itself at every container start: {}", sealed.status().message());

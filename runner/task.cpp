@@ -316,6 +316,7 @@ void Task::run() {
   // The keeper's environment: the container's is in its bundle, and runc wants the runner's.
   JobProcessSpec spec{*command, env_.bin_dir / "cohort-exec", dir_ / "code", log_path(),
                       container_ ? env_.base_environment : plan_.env};
+  if (container_) spec.cleanup = env_.runc->force_delete_argv(container_->id);
   auto process = env_.spawner->start(spec);
   if (!process.ok()) return fail(process.status());
   {

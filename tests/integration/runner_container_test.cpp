@@ -422,6 +422,11 @@ TEST(RuncArgvTest, RunAndExecCommandLines) {
                                       "--cwd", "/work", "--env", "A=1", "--env", "B=2", "c1", "orted", "-mca", "x"}));
   Runc default_root;
   EXPECT_EQ(default_root.run_argv(s)[1], "run");
+  // The keeper's delete outlives the runner's sealed copy: it runs runc as installed.
+  Runc sealed{"/work/bin/runc", "/run/cohort/runc", "/usr/sbin/runc"};
+  EXPECT_EQ(sealed.force_delete_argv("c1"),
+            (std::vector<std::string>{"/usr/sbin/runc", "--root", "/run/cohort/runc", "delete", "--force", "c1"}));
+  EXPECT_EQ(runc.force_delete_argv("c1").front(), "/usr/sbin/runc");
 }
 
 TEST(CanRunContainersTest, SaysWhyNot) {

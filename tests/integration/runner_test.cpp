@@ -29,6 +29,20 @@ std::string slurp(const fs::path& p) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+// The ids `runc list -q` prints for this test's runner's root.
+std::string runc_list(const fs::path& root) {
+  auto r = run_captured({.argv = {"runc", "--root", root.string(), "list", "-q"}}, 10s);
+  return r.ok() ? r->out : std::string("runc list failed");
+}
+
+// Waits (bounded) until runc's list of `root` is empty (`empty`) or not; true when it got there.
+bool wait_runc_list(const fs::path& root, bool empty) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while ((runc_list(root) == "") != empty && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  return (runc_list(root) == "") == empty;
+}
+
 class RunnerIntegrationTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -88,6 +102,22 @@ class RunnerIntegrationTest : public ::testing::Test {
     jobs_.push_back(a.job());
     return a;
   }
+  // A runner, and `a` (sleep 300) running in a container that runc lists: the runc root; empty
+  // when this runner runs plain processes (not root, or no runc), or (a failure) never ran it.
+  fs::path runner_with_a_container(const v1::Assignment& a) {
+    start_runner();
+    give(a);
+    const fs::path root = dir_ / "work" / "runc";
+    if (!reported_as(a.job(), "running")) {
+      ADD_FAILURE() << "job " << a.job() << " was never reported running";
+      return {};
+    }
+    if (!fs::exists(root)) return {};
+    // "running" is reported once `runc run` has started; runc records the container a moment later.
+    EXPECT_TRUE(wait_runc_list(root, false)) << "runc never listed the container in " << root;
+    return root;
+  }
+
   void give(const v1::Assignment& a) {
     std::lock_guard lock(m().mu);
     m().assigned.push_back(a);
@@ -432,24 +462,44 @@ TEST_F(RunnerIntegrationTest, SigkillOfTheRunnerKillsItsJobs) {
   EXPECT_TRUE(left.empty()) << left.size() << " job process(es) outlived their runner";
 }
 
-TEST_F(RunnerIntegrationTest, ContainersLeftByAKilledRunnerAreRemovedAtTheNextStartWhateverItsName) {
-  start_runner();
-  v1::Assignment a = assign("sleep 300");
-  give(a);
-  ASSERT_TRUE(reported_as(a.job(), "running"));
-  const fs::path root = dir_ / "work" / "runc";
-  if (!fs::exists(root)) GTEST_SKIP() << "this runner runs plain processes (not root, or no runc)";
-  auto list = [&] {
-    auto r = run_captured({.argv = {"runc", "--root", root.string(), "list", "-q"}}, 10s);
-    return r.ok() ? r->out : std::string("runc list failed");
-  };
-  // "running" is reported once `runc run` has started; runc records the container a moment later.
-  const auto listed = std::chrono::steady_clock::now() + 10s;
-  while (list() == "" && std::chrono::steady_clock::now() < listed)
-    std::this_thread::sleep_for(20ms);
-  ASSERT_NE(list(), "");
+// A runner's direct children: its jobs' keepers (spawned from any of its threads).
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(task.path() / "children");
+    for (pid_t child; in >> child;)
+      out.push_back(child);
+  }
+  return out;
+}
+
+TEST_F(RunnerIntegrationTest, AKilledRunnersKeeperDeletesItsContainer) {
+  const v1::Assignment a = assign("sleep 300");
+  const fs::path root = runner_with_a_container(a);
+  if (root.empty()) GTEST_SKIP() << "this runner runs plain processes (not root, or no runc)";
+  ASSERT_NE(runc_list(root), "");
   ASSERT_EQ(::kill(runner_->pid(), SIGKILL), 0);
   ASSERT_TRUE(runner_exit(5s).has_value());
+  // No runner comes back: the keeper's `runc delete --force` alone must leave nothing.
+  EXPECT_TRUE(wait_runc_list(root, true)) << "containers left in " << root << ": " << runc_list(root);
+  auto left = wait_for_no_processes_of_job(a.job(), 5s);
+  EXPECT_TRUE(left.empty()) << left.size() << " job process(es) outlived their runner";
+}
+
+TEST_F(RunnerIntegrationTest, ContainersLeftByAKilledRunnerAreRemovedAtTheNextStartWhateverItsName) {
+  const v1::Assignment a = assign("sleep 300");
+  const fs::path root = runner_with_a_container(a);
+  if (root.empty()) GTEST_SKIP() << "this runner runs plain processes (not root, or no runc)";
+  ASSERT_NE(runc_list(root), "");
+  // The runner and its keepers at once (a whole machine's processes killed), so that no keeper
+  // deletes the container: stopped first, the runner cannot react to its keepers' deaths.
+  ASSERT_EQ(::kill(runner_->pid(), SIGSTOP), 0);
+  for (pid_t keeper : children_of(runner_->pid()))
+    ::kill(keeper, SIGKILL);
+  ASSERT_EQ(::kill(runner_->pid(), SIGKILL), 0);
+  ASSERT_TRUE(runner_exit(5s).has_value());
+  ASSERT_NE(runc_list(root), "") << "the container went with its keeper: nothing left for the next runner to remove";
   {
     // Not handed out again: the next runner would start it anew, and its container is no leftover.
     std::lock_guard lock(m().mu);
@@ -458,10 +508,7 @@ TEST_F(RunnerIntegrationTest, ContainersLeftByAKilledRunnerAreRemovedAtTheNextSt
   // The next runner on this work directory may be named otherwise (a static node named by the
   // manager): every container of its runc root is a leftover.
   start_runner("node-renamed");
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (list() != "" && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(50ms);
-  EXPECT_EQ(list(), "") << "containers left in " << root;
+  EXPECT_TRUE(wait_runc_list(root, true)) << "containers left in " << root << ": " << runc_list(root);
 }
 
 TEST_F(RunnerIntegrationTest, SigtermStopsTheTasksAndSendsALastHeartbeat) {
