@@ -20,6 +20,7 @@
 
 #include "container.hpp"
 #include "subprocess.hpp"
+#include "test_support.hpp"
 
 namespace cohort::runner {
 namespace {
@@ -32,10 +33,7 @@ using nlohmann::json;
 constexpr auto kRunTimeout = 30s;  // one short container from start to end, on a loaded 2-core machine
 constexpr uid_t kNobody = 65534;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using testing::slurp;
 
 void spit(const fs::path& p, const std::string& text) {
   std::ofstream(p) << text;

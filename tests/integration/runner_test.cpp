@@ -24,11 +24,6 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 // The ids `runc list -q` prints for this test's runner's root.
 std::string runc_list(const fs::path& root) {
   auto r = run_captured({.argv = {"runc", "--root", root.string(), "list", "-q"}}, 10s);

@@ -13,6 +13,8 @@
 
 namespace cohort::testing {
 
+namespace fs = std::filesystem;
+
 std::string bin(std::string_view program) {
   return std::string(COHORT_TEST_BIN_DIR) + "/" + std::string(program);
 }
@@ -23,6 +25,31 @@ std::string source_path(std::string_view relative) {
 
 bool is_root() {
   return geteuid() == 0;
+}
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+ScratchDir::ScratchDir(std::string_view prefix) {
+  const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+  path_ = fs::temp_directory_path() /
+          (std::string(prefix) + "-" + std::to_string(::getpid()) + (test ? std::string("-") + test->name() : ""));
+  // Parameterized tests are named "Name/0": one directory level, not two.
+  std::string name = path_.filename().string();
+  for (char& c : name)
+    if (c == '/') c = '_';
+  path_ = path_.parent_path() / name;
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+  fs::create_directories(path_, ec);
+  if (ec) ADD_FAILURE() << "cannot make the test's directory " << path_ << ": " << ec.message();
+}
+
+ScratchDir::~ScratchDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
 }
 
 std::string unique_job_id(std::string_view prefix) {

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <string_view>
@@ -17,6 +18,25 @@ namespace cohort::testing {
 std::string bin(std::string_view program);  // a program of the build, e.g. bin("cohort")
 std::string source_path(std::string_view relative);
 bool is_root();
+
+// The whole of a file; "" when it cannot be read.
+std::string slurp(const std::filesystem::path& path);
+
+// A fresh, empty directory for the running test, `TMPDIR/PREFIX-PID-TESTNAME`, removed with all
+// it holds when this goes. A member of a fixture makes it before SetUp and removes it after
+// TearDown.
+class ScratchDir {
+ public:
+  explicit ScratchDir(std::string_view prefix);
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
 
 // A job id no other test (or earlier run) uses, so leak checks can find this test's processes.
 std::string unique_job_id(std::string_view prefix);

@@ -21,21 +21,10 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using testing::slurp;
 
 class JobProcessTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("job-process-" + std::to_string(getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   JobProcessSpec spec(const std::string& script) const {
     return {
         {"/bin/sh", "-c", script}, testing::bin("cohort-exec"), dir_, dir_ / "log", {"PATH=/usr/bin:/bin", "FOO=bar"}};
@@ -53,7 +42,8 @@ class JobProcessTest : public ::testing::Test {
     return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
   }
 
-  fs::path dir_;
+  testing::ScratchDir scratch_{"job-process"};
+  const fs::path dir_ = scratch_.path();
 };
 
 TEST_F(JobProcessTest, EndsWithTheJobsExitCodeInItsDirectoryAndEnvironment) {

@@ -10,6 +10,7 @@
 #include "options.hpp"
 #include "subprocess.hpp"
 #include "task.hpp"
+#include "test_support.hpp"
 
 namespace cohort::runner {
 namespace {
@@ -23,10 +24,7 @@ fs::path temp_dir(const std::string& name) {
   return d;
 }
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using testing::slurp;
 
 TEST(RunnerOptionsTest, PathComponentsMustBeOneDirectoryName) {
   EXPECT_TRUE(check_path_component("job-1", "job id").ok());

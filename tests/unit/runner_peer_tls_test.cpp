@@ -19,17 +19,12 @@ using namespace std::chrono_literals;
 class PeerTlsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("runner-peer-tls-test-" + std::to_string(getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
     TaskEnvironment env{dir_, "n", {}, 300ms, nullptr, &spawner_, nullptr};
     table_ = std::make_unique<TaskTable>(std::move(env), 5s);
   }
   void TearDown() override {
     server_.reset();
     table_.reset();
-    fs::remove_all(dir_);
   }
 
   PeerIdentity identity(const std::string& name) {
@@ -66,7 +61,8 @@ class PeerTlsTest : public ::testing::Test {
     return stub->Ready(&ctx, rq, &out);
   }
 
-  fs::path dir_;
+  testing::ScratchDir scratch_{"runner-peer-tls-test"};
+  const fs::path dir_ = scratch_.path();
   Spawner spawner_;
   std::unique_ptr<TaskTable> table_;
   std::unique_ptr<PeerServer> server_;

@@ -21,18 +21,11 @@ using namespace std::chrono_literals;
 class RunnerTableTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("runner-table-test-" + std::to_string(getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
     TaskEnvironment env{dir_, "n", {}, 300ms, nullptr, &spawner_, nullptr};
     env.bin_dir = fs::path(testing::bin("cohort-exec")).parent_path();
     table_ = std::make_unique<TaskTable>(std::move(env), 5s);
   }
-  void TearDown() override {
-    table_.reset();
-    fs::remove_all(dir_);
-  }
+  void TearDown() override { table_.reset(); }
   static v1::Assignment assignment(const std::string& job, const std::string& command) {
     v1::Assignment a;
     a.set_job(job);
@@ -47,7 +40,8 @@ class RunnerTableTest : public ::testing::Test {
     return "absent";
   }
 
-  fs::path dir_;
+  testing::ScratchDir scratch_{"runner-table-test"};
+  const fs::path dir_ = scratch_.path();
   Spawner spawner_;
   std::unique_ptr<TaskTable> table_;
 };

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "test_support.hpp"
 #include "topology.hpp"
 
 namespace cohort::runner {
@@ -17,14 +18,8 @@ namespace fs = std::filesystem;
 
 class TopologyTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/cohort-topology-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  fs::path dir_;
+  testing::ScratchDir scratch_{"runner-topology-test"};
+  const fs::path dir_ = scratch_.path();
 };
 
 int processing_units(const fs::path& xml) {
