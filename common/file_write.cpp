@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 namespace cohort {
@@ -45,6 +47,11 @@ Status write_file_replacing(const std::filesystem::path& path, std::string_view 
   const int err = errno;
   ::close(dfd);
   return synced ? Status() : errno_status("fsync", err, dir);
+}
+
+std::string read_whole_file(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 }  // namespace cohort

@@ -1,9 +1,11 @@
-// Writing whole buffers to descriptors and small files, the ways several binaries need.
+// Writing whole buffers to descriptors and small files, the ways several binaries need, and
+// reading a small file back whole.
 #pragma once
 
 #include <sys/types.h>
 
 #include <filesystem>
+#include <string>
 #include <string_view>
 
 #include "cohort/status.hpp"
@@ -24,5 +26,9 @@ enum class Durability {
 // is untouched.
 Status write_file_replacing(const std::filesystem::path& path, std::string_view data, mode_t mode,
                             Durability durability = Durability::kProcess);
+
+// The whole of a small file; "" when it cannot be opened or read (a caller that must tell an
+// empty file from a missing one checks first).
+std::string read_whole_file(const std::filesystem::path& path);
 
 }  // namespace cohort

@@ -16,6 +16,7 @@
 
 #include "cohort/log.hpp"
 #include "config.hpp"
+#include "file_write.hpp"
 #include "manager.hpp"
 #include "rpc.hpp"
 #include "services.hpp"
@@ -41,11 +42,6 @@ Result<std::string> read_secret(const fs::path& path) {
   std::string v;
   if (!(in >> v)) return Status(Code::kNotFound, "cannot read " + path.string() + ": run `cohort-manager init` first");
   return v;
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 Status init(const fs::path& dir, bool tls) {
@@ -113,7 +109,7 @@ Status serve(const fs::path& dir_in, const std::string& listen, std::string tls_
   std::shared_ptr<grpc::ServerCredentials> tcp_creds = grpc::InsecureServerCredentials();
   if (!tls_cert.empty()) {
     grpc::SslServerCredentialsOptions ssl;
-    ssl.pem_key_cert_pairs.push_back({read_file(tls_key), read_file(tls_cert)});
+    ssl.pem_key_cert_pairs.push_back({read_whole_file(tls_key), read_whole_file(tls_cert)});
     if (ssl.pem_key_cert_pairs[0].private_key.empty() || ssl.pem_key_cert_pairs[0].cert_chain.empty()) {
       return invalid_argument("cannot read the TLS key " + tls_key + " or certificate " + tls_cert);
     }

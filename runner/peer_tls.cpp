@@ -5,13 +5,12 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <sstream>
 
 #include "cohort/log.hpp"
+#include "file_write.hpp"
 #include "tls.hpp"
 
 namespace cohort::runner {
@@ -19,13 +18,6 @@ namespace cohort::runner {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return in ? text.str() : std::string();
-}
 
 // Whether `cert` parses and holds the public half of `key`.
 bool matching_pair(const std::string& cert, const std::string& key) {
@@ -45,7 +37,7 @@ bool matching_pair(const std::string& cert, const std::string& key) {
 
 Result<PeerIdentity> load_or_make_peer_identity(const fs::path& dir) {
   const fs::path cert = dir / "cert.pem", key = dir / "key.pem";
-  PeerIdentity id{slurp(cert), slurp(key)};
+  PeerIdentity id{read_whole_file(cert), read_whole_file(key)};
   if (!id.certificate_pem.empty() && !id.private_key_pem.empty() &&
       matching_pair(id.certificate_pem, id.private_key_pem))
     return id;
@@ -56,7 +48,7 @@ Result<PeerIdentity> load_or_make_peer_identity(const fs::path& dir) {
   if (ec) return errno_status("mkdir", ec.value(), dir.string());
   fs::permissions(dir, fs::perms::owner_all, ec);  // the key's directory: the runner's alone
   COHORT_TRY(rpc::generate_self_signed(cert, key, kPeerTlsName, {kPeerTlsName}, {}));
-  id = {slurp(cert), slurp(key)};
+  id = {read_whole_file(cert), read_whole_file(key)};
   if (id.certificate_pem.empty() || id.private_key_pem.empty())
     return Status(Code::kIoError, "cannot read back the peer TLS key and certificate in " + dir.string());
   return id;

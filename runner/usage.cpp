@@ -1,19 +1,14 @@
 #include "usage.hpp"
 
 #include <charconv>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
+
+#include "file_write.hpp"
 
 namespace cohort::runner {
 
 namespace {
-
-std::string read_file(const char* path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 // The unsigned numbers of one line after its label.
 std::vector<std::uint64_t> numbers(std::string_view line) {
@@ -84,19 +79,19 @@ double cores_used(const CpuTimes& before, const CpuTimes& after) {
   return share * (after.cpus > 0 ? after.cpus : 1);
 }
 
-UsageSampler::UsageSampler() : last_(parse_proc_stat(read_file("/proc/stat"))), nvml_(Nvml::load()) {}
+UsageSampler::UsageSampler() : last_(parse_proc_stat(read_whole_file("/proc/stat"))), nvml_(Nvml::load()) {}
 
 std::int64_t UsageSampler::memory_total_bytes() {
-  auto m = parse_meminfo(read_file("/proc/meminfo"));
+  auto m = parse_meminfo(read_whole_file("/proc/meminfo"));
   return m ? m->total_bytes : 0;
 }
 
 v1::Usage UsageSampler::sample() {
   v1::Usage u;
-  auto now = parse_proc_stat(read_file("/proc/stat"));
+  auto now = parse_proc_stat(read_whole_file("/proc/stat"));
   if (now && last_) u.set_cpu_cores_used(cores_used(*last_, *now));
   if (now) last_ = now;
-  if (auto m = parse_meminfo(read_file("/proc/meminfo"))) {
+  if (auto m = parse_meminfo(read_whole_file("/proc/meminfo"))) {
     u.set_memory_total_bytes(m->total_bytes);
     u.set_memory_used_bytes(m->total_bytes - m->available_bytes);
   }

@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include "file_write.hpp"
+
 namespace cohort::testing {
 
 namespace fs = std::filesystem;
@@ -28,8 +30,7 @@ bool is_root() {
 }
 
 std::string slurp(const fs::path& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  return read_whole_file(path);
 }
 
 ScratchDir::ScratchDir(std::string_view prefix) {

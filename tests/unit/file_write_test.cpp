@@ -20,10 +20,6 @@ class FileWriteTest : public ::testing::TestWithParam<Durability> {
     fs::create_directories(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
-  static std::string read(const fs::path& p) {
-    std::ifstream in(p);
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  }
   fs::path dir_;
 };
 
@@ -31,7 +27,7 @@ TEST_P(FileWriteTest, ReplacesWithTheModeAndLeavesNoTemporary) {
   const fs::path f = dir_ / "state.json";
   ASSERT_TRUE(write_file_replacing(f, "one", 0600, GetParam()).ok());
   ASSERT_TRUE(write_file_replacing(f, "two", 0640, GetParam()).ok());
-  EXPECT_EQ(read(f), "two");
+  EXPECT_EQ(read_whole_file(f), "two");
   struct stat st {};
   ASSERT_EQ(::stat(f.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0640u);
@@ -47,7 +43,7 @@ TEST_P(FileWriteTest, AFailureNamesTheFileAndLeavesTheOldContents) {
   const Status s = write_file_replacing(blocked, "new", 0644, GetParam());
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find(blocked.string()), std::string::npos) << s.to_string();
-  EXPECT_EQ(read(f), "old");
+  EXPECT_EQ(read_whole_file(f), "old");
   for (const auto& e : fs::directory_iterator(dir_))
     EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
   const Status missing = write_file_replacing(dir_ / "no" / "such" / "dir", "x", 0644, GetParam());
@@ -56,6 +52,16 @@ TEST_P(FileWriteTest, AFailureNamesTheFileAndLeavesTheOldContents) {
 
 INSTANTIATE_TEST_SUITE_P(BothDurabilities, FileWriteTest,
                          ::testing::Values(Durability::kProcess, Durability::kMachine));
+
+TEST(ReadWholeFileTest, ReadsEveryByteAndNothingFromAMissingFile) {
+  const fs::path dir = fs::temp_directory_path() / ("read-whole-file-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string bytes = std::string("line one\n\0binary", 17) + std::string(70000, 'x');
+  std::ofstream(dir / "f", std::ios::binary) << bytes;
+  EXPECT_EQ(read_whole_file(dir / "f"), bytes);
+  EXPECT_EQ(read_whole_file(dir / "missing"), "");
+  fs::remove_all(dir);
+}
 
 }  // namespace
 }  // namespace cohort
