@@ -4,11 +4,11 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <string_view>
@@ -62,10 +62,11 @@ void write_out(int fd, std::string_view text) {
   _exit(127);
 }
 
-// Runs `cleanup` (argv, null-terminated) to its end, at most kCleanupLimit, then kills it. The
-// keeper's signals are all blocked: SIGCHLD is taken with sigtimedwait.
+// Runs `cleanup` (argv, null-terminated) to its end, for at most kCleanupLimit, then kills it.
+// The keeper's signals are all blocked: SIGCHLD is taken with sigtimedwait.
 void run_cleanup(char** cleanup) {
-  constexpr long kCleanupLimitS = 20;  // runc's delete takes ~10 ms; a loaded node, far more
+  using namespace std::chrono;
+  constexpr seconds kCleanupLimit{20};  // runc's delete takes ~10 ms; a loaded node, far more
   const pid_t pid = fork();
   if (pid < 0) return;
   if (pid == 0) {
@@ -79,19 +80,14 @@ void run_cleanup(char** cleanup) {
   sigset_t child;
   sigemptyset(&child);
   sigaddset(&child, SIGCHLD);
-  timespec left{kCleanupLimitS, 0};
+  const auto deadline = steady_clock::now() + kCleanupLimit;
   for (;;) {
     const pid_t r = waitpid(pid, nullptr, WNOHANG);
     if (r == pid || (r < 0 && errno != EINTR)) return;
-    timespec before{};
-    clock_gettime(CLOCK_MONOTONIC, &before);
-    if (sigtimedwait(&child, nullptr, &left) < 0 && errno == EAGAIN) break;
-    timespec after{};
-    clock_gettime(CLOCK_MONOTONIC, &after);
-    const long spent_ns = (after.tv_sec - before.tv_sec) * 1'000'000'000L + (after.tv_nsec - before.tv_nsec);
-    const long left_ns = left.tv_sec * 1'000'000'000L + left.tv_nsec - spent_ns;
-    if (left_ns <= 0) break;
-    left = {left_ns / 1'000'000'000L, left_ns % 1'000'000'000L};
+    const auto left = duration_cast<nanoseconds>(deadline - steady_clock::now()).count();
+    if (left <= 0) break;
+    const timespec wait{left / 1'000'000'000, left % 1'000'000'000};
+    sigtimedwait(&child, nullptr, &wait);
   }
   kill(-pid, SIGKILL);
   while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {

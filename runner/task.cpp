@@ -174,8 +174,8 @@ Result<std::vector<std::string>> Task::plan() {
                                                  " with runtime runc cannot run on node " + env_.node_name + ": " +
                                                  env_.no_containers);
   }
-  NodeFacts facts{env_.node_name,    dir_, env_.bin_dir, container, geteuid() == 0, env_.stop_grace.count(),
-                  env_.topology_file};
+  NodeFacts facts{env_.node_name, dir_, env_.bin_dir, container, geteuid() == 0, env_.stop_grace.count()};
+  facts.topology_file = env_.topology_file;
   std::vector<std::string> base;
   if (container) {
     // A container starts from a clean environment: nothing of the runner's leaks into it.
