@@ -1,5 +1,6 @@
 #include "tls.hpp"
 
+#include <openssl/bio.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -27,6 +28,7 @@ struct Deleter {
 using Key = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
 using Cert = std::unique_ptr<X509, Deleter<X509_free>>;
 using Ext = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION_free>>;
+using Bio = std::unique_ptr<BIO, Deleter<BIO_free>>;
 
 Status openssl_error(const std::string& what) {
   char buf[256];
@@ -82,6 +84,15 @@ Status generate_self_signed(const std::filesystem::path& cert_path, const std::f
     return PEM_write_PrivateKey(f, key.get(), nullptr, nullptr, 0, nullptr, nullptr);
   }));
   return write_pem(cert_path, 0644, [&](FILE* f) { return PEM_write_X509(f, cert.get()); });
+}
+
+bool is_key_pair(const std::string& certificate_pem, const std::string& key_pem) {
+  Bio cert_bio(BIO_new_mem_buf(certificate_pem.data(), static_cast<int>(certificate_pem.size())));
+  Bio key_bio(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
+  if (!cert_bio || !key_bio) return false;
+  Cert cert(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
+  Key key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
+  return cert && key && X509_check_private_key(cert.get(), key.get()) == 1;
 }
 
 }  // namespace cohort::rpc

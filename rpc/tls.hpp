@@ -17,4 +17,7 @@ Status generate_self_signed(const std::filesystem::path& cert, const std::filesy
                             const std::string& common_name, const std::vector<std::string>& dns_names,
                             const std::vector<std::string>& ip_addresses);
 
+// Whether `certificate_pem` parses and holds the public half of `key_pem`.
+bool is_key_pair(const std::string& certificate_pem, const std::string& key_pem);
+
 }  // namespace cohort::rpc

@@ -55,7 +55,7 @@ Result<ExitStatus> exec_on_peer(const v1::Assignment& a, const std::string& host
     if (a.node_addresses(i) == host && !a.peer_endpoints(i).empty()) rank = i;
   }
   if (rank < 0) return Status(Code::kNotFound, "no node " + host + " in this attempt");
-  COHORT_ASSIGN_OR_RETURN(const rpc::Endpoint target, peer_endpoint(a, rank));
+  const std::string& address = a.peer_endpoints(rank);
   COHORT_ASSIGN_OR_RETURN(auto channel, peer_channel(a, rank));
   auto stub = v1::PeerService::NewStub(channel);
   v1::PeerExecRequest rq;
@@ -77,9 +77,8 @@ Result<ExitStatus> exec_on_peer(const v1::Assignment& a, const std::string& host
     if (out.exited()) exit = ExitStatus{out.exit_code(), out.signal()};
   }
   const grpc::Status s = reader->Finish();
-  if (!s.ok()) return rpc::from_grpc(s, "PeerService.Exec", "node " + host + " (" + target.address + ")");
-  if (!exit)
-    return Status(Code::kDataLoss, "node " + host + " (" + target.address + ") ended the call without an exit");
+  if (!s.ok()) return rpc::from_grpc(s, "PeerService.Exec", "node " + host + " (" + address + ")");
+  if (!exit) return Status(Code::kDataLoss, "node " + host + " (" + address + ") ended the call without an exit");
   return *exit;
 }
 

@@ -1,10 +1,5 @@
 #include "peer_tls.hpp"
 
-#include <openssl/bio.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-
 #include <map>
 #include <memory>
 #include <mutex>
@@ -17,29 +12,11 @@ namespace cohort::runner {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-// Whether `cert` parses and holds the public half of `key`.
-bool matching_pair(const std::string& cert, const std::string& key) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> cert_bio(BIO_new_mem_buf(cert.data(), static_cast<int>(cert.size())),
-                                                     &BIO_free);
-  std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(BIO_new_mem_buf(key.data(), static_cast<int>(key.size())),
-                                                    &BIO_free);
-  if (!cert_bio || !key_bio) return false;
-  std::unique_ptr<X509, decltype(&X509_free)> x509(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr),
-                                                   &X509_free);
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(
-      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
-  return x509 && pkey && X509_check_private_key(x509.get(), pkey.get()) == 1;
-}
-
-}  // namespace
-
 Result<PeerIdentity> load_or_make_peer_identity(const fs::path& dir) {
   const fs::path cert = dir / "cert.pem", key = dir / "key.pem";
   PeerIdentity id{read_whole_file(cert), read_whole_file(key)};
   if (!id.certificate_pem.empty() && !id.private_key_pem.empty() &&
-      matching_pair(id.certificate_pem, id.private_key_pem))
+      rpc::is_key_pair(id.certificate_pem, id.private_key_pem))
     return id;
   std::error_code ec;
   if (fs::exists(cert, ec) || fs::exists(key, ec))
